@@ -1,0 +1,73 @@
+"""Alert state in the embedded store.
+
+`alerts` holds each occurrence's current state; `alert_events` is the append-only log of
+changes (firing, resolved) that the alerts stage follows. An event is unique by (alert id,
+status): a detection restart that re-derives a change cannot log it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from telecare.alert import Alert
+from telecare.reading import format_ts
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    home TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL,
+    logged_us INTEGER NOT NULL,
+    UNIQUE (alert_id, status)
+);
+"""
+
+
+class AlertStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        conn.executescript(_SCHEMA)
+
+    def record_in(self, conn: sqlite3.Connection, changes: list[Alert]) -> None:
+        """Record alert changes within the caller's transaction."""
+        now_us = int(time.time() * 1_000_000)
+        for alert in changes:
+            body = alert.to_json()
+            conn.execute(
+                "INSERT INTO alerts (id, home, rule, severity, status, raised_at, body)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
+                " body=excluded.body",
+                (alert.id, alert.home, alert.rule, alert.severity, alert.status,
+                 format_ts(alert.raised_at), body),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO alert_events (alert_id, status, body, logged_us)"
+                " VALUES (?,?,?,?)",
+                (alert.id, alert.status, body, now_us),
+            )
+
+    def events_since(self, seq: int, limit: int = 200) -> list[tuple[int, Alert]]:
+        rows = self.conn.execute(
+            "SELECT seq, body FROM alert_events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [(s, Alert.from_json_obj(json.loads(b))) for s, b in rows]
+
+    def all(self) -> list[Alert]:
+        rows = self.conn.execute("SELECT body FROM alerts ORDER BY raised_at, id").fetchall()
+        return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
+
+    def get(self, alert_id: str) -> Alert | None:
+        row = self.conn.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return Alert.from_json_obj(json.loads(row[0])) if row else None

@@ -1,0 +1,1 @@
+"""Packaged configuration: rule defaults (`rules.yaml`) and the demo home."""

@@ -1,0 +1,1 @@
+"""Detection: rules over each home's readings, driven by event time."""

@@ -1,0 +1,108 @@
+"""What counts as the resident doing something, from a home's raw readings.
+
+Activity is any resident-made event: movement, a door or cupboard changing state, a flush, an
+appliance switching on, getting into or out of bed or a chair, a pendant press. A device
+repeating an unchanged state (a periodic check-in) is not activity, nor is a room thermometer,
+a vital sign, a fall detector or a gateway heartbeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from telecare.config import HomeConfig
+from telecare.reading import Reading, format_ts, parse_ts
+
+EXIT_ROLES = frozenset({"front_door", "back_door"})
+STATE_KINDS = frozenset({"contact", "bed", "chair"})
+EVENT_KINDS = frozenset({"motion", "flush", "button"})
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    ts: datetime
+    device: str
+    room: str | None
+    what: str  # plain words: "movement", "front door opened", "got into bed", ...
+    exit_door: bool  # a front or back door: the resident may have gone out
+    in_bed: bool  # after this event, is anyone in bed?
+
+
+def _describe(kind: str, role: str | None, room: str | None, device: str, value: float) -> str:
+    where = room or device
+    if kind == "motion":
+        return f"movement in the {where}"
+    if kind == "flush":
+        return "toilet flushed"
+    if kind == "button":
+        return "pendant pressed"
+    if kind == "power":
+        return f"{(role or device).replace('_', ' ')} switched on"
+    if kind == "contact":
+        name = (role or device).replace("_", " ")
+        return f"{name} {'opened' if value else 'closed'}"
+    if kind in ("bed", "chair"):
+        return f"{'got into' if value else 'got out of'} {kind}"
+    return f"{kind} in the {where}"
+
+
+class ActivityTracker:
+    """Keeps each state device's last value, to tell a change from a repeat."""
+
+    def __init__(self, home: HomeConfig, power_on_watts: float) -> None:
+        self.home = home
+        self.power_on_watts = power_on_watts
+        self.last_value: dict[str, float] = {}
+        self.last_ts: dict[str, datetime] = {}
+
+    @property
+    def in_bed(self) -> bool:
+        return any(v >= 1 for key, v in self.last_value.items() if key.endswith("|bed"))
+
+    def classify(self, r: Reading) -> Activity | None:
+        key = f"{r.device}|{r.kind}"
+        if r.kind not in STATE_KINDS and r.kind != "power" and r.kind not in EVENT_KINDS:
+            return None
+        if r.kind in EVENT_KINDS:
+            changed = r.value >= 1
+        else:
+            prev_ts = self.last_ts.get(key)
+            if prev_ts is not None and r.ts < prev_ts:
+                return None  # a late report of an old state says nothing about now
+            prev = self.last_value.get(key)
+            self.last_value[key] = r.value
+            self.last_ts[key] = r.ts
+            if r.kind == "power":
+                was_on = prev is not None and prev >= self.power_on_watts
+                changed = r.value >= self.power_on_watts and not was_on
+            elif prev is None:
+                # First report: an open door or an occupied bed is taken as a change; a closed
+                # door is most likely a check-in.
+                changed = r.value >= 1
+            else:
+                changed = r.value != prev
+        if not changed:
+            return None
+        device = self.home.device(r.device)
+        role = device.role if device else None
+        room = device.room if device else None
+        return Activity(
+            ts=r.ts,
+            device=r.device,
+            room=room,
+            what=_describe(r.kind, role, room, r.device, r.value),
+            exit_door=role in EXIT_ROLES,
+            in_bed=self.in_bed,
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "last_value": self.last_value,
+            "last_ts": {k: format_ts(v) for k, v in self.last_ts.items()},
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.last_value = dict(state.get("last_value", {}))
+        self.last_ts = {k: parse_ts(v) for k, v in state.get("last_ts", {}).items()}

@@ -1,0 +1,1 @@
+"""Simulated homes, labelled scenarios, and replay of recorded or simulated streams."""

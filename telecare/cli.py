@@ -1,0 +1,272 @@
+"""The `telecare` command (contract section 6)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import date
+from pathlib import Path
+
+import click
+
+from telecare.config import ConfigError, load_config
+from telecare.db import connect, default_data_dir
+from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
+from telecare.reading import BadReading, parse_jsonl_line, parse_ts
+
+log = logging.getLogger("telecare")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _load(config_dir: str):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(config_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+config_option = click.option("--config", "config_dir", required=True,
+                             type=click.Path(file_okay=False), help="configuration directory")
+data_option = click.option("--data", "data_dir", envvar="TELECARE_DATA_DIR", default=None,
+                           type=click.Path(file_okay=False),
+                           help="where state lives (default: one folder per config directory)")
+mqtt_option = click.option("--mqtt", "mqtt_url", envvar="TELECARE_MQTT_URL", default=None,
+                           help=f"broker URL (default {DEFAULT_URL}; an embedded broker is "
+                                "started there if none answers)")
+protocol_option = click.option("--mqtt-protocol", type=click.Choice(["auto", "5", "3.1.1"]),
+                               default="auto", envvar="TELECARE_MQTT_PROTOCOL",
+                               show_default=True)
+log_option = click.option("--log-level", default="info", envvar="TELECARE_LOG_LEVEL",
+                          type=click.Choice(["debug", "info", "warning", "error"]))
+
+
+@click.group()
+@click.version_option(package_name="telecare")
+def main() -> None:
+    """Telecare pipeline: sensor readings in, alerts to the people who care out."""
+
+
+@main.command()
+@click.option("--readings", "readings_file", required=True, type=click.Path(dir_okay=False))
+@config_option
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False))
+def backtest(readings_file: str, config_dir: str, out_file: str) -> None:
+    """The live detection over recorded readings, in event time; one alert per line."""
+    from detect.backtest import run_backtest
+
+    config = _load(config_dir)
+    with open(readings_file, encoding="utf-8") as f:
+        result = run_backtest(f, config)
+    with open(out_file, "w", encoding="utf-8") as f:
+        for alert in result.alerts:
+            f.write(alert.to_json() + "\n")
+    bad = sum(result.bad_lines.values())
+    click.echo(f"{result.readings} readings ({result.duplicates} duplicates, {bad} bad lines"
+               f"{': ' + json.dumps(dict(result.bad_lines)) if bad else ''}); "
+               f"{len(result.alerts)} alerts -> {out_file}", err=True)
+
+
+def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True):  # type: ignore[no-untyped-def]
+    """The broker to use, and the embedded one if we had to start it."""
+    from telecare.broker import EmbeddedBroker, port_open
+
+    embedded = None
+    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
+    if mqtt_url is None and embedded_ok and not port_open(url.host, url.port):
+        embedded = EmbeddedBroker(url.host, url.port)
+        embedded.start()
+        log.info("no broker answered at %s: started the embedded one", url)
+    chosen: Protocol
+    if embedded is not None:
+        chosen = "3.1.1"
+    elif protocol == "auto":
+        chosen = probe_protocol(url)
+    else:
+        chosen = protocol  # type: ignore[assignment]
+    return url, embedded, chosen
+
+
+def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol: str,
+           stages: tuple[str, ...], log_level: str, share_group: str | None = None) -> None:
+    from telecare.pipeline import Pipeline
+
+    _setup_logging(log_level)
+    config = _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    url, embedded, chosen = (None, None, "5")
+    if "ingest" in stages:
+        url, embedded, chosen = resolve_broker(mqtt_url, protocol)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    pipeline = Pipeline(config, data, url, chosen, stages, share_group=share_group)
+    pipeline.start()
+    log.info("running %s for %d homes; state in %s", "+".join(stages), len(config.homes), data)
+    try:
+        stop.wait()
+    finally:
+        pipeline.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
+    @main.command(name=name, help=doc)
+    @config_option
+    @data_option
+    @mqtt_option
+    @protocol_option
+    @log_option
+    @click.option("--share-group", default=None, envvar="TELECARE_SHARE_GROUP",
+                  help="MQTT v5 shared-subscription group, for several ingest workers")
+    def command(config_dir: str, data_dir: str | None, mqtt_url: str | None,
+                mqtt_protocol: str, log_level: str, share_group: str | None) -> None:
+        _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group)
+
+
+_serve_command("run", ("ingest", "detect", "alerts"),
+               "The live pipeline (ingest, detect, alerts) until SIGTERM, then a clean stop.")
+_serve_command("ingest", ("ingest",), "Only the ingest stage: MQTT to the store.")
+_serve_command("detect", ("detect",), "Only the detect stage: stored readings to alerts.")
+_serve_command("alerts", ("alerts",), "Only the alerts stage: alerts to the people told.")
+
+
+@main.command()
+@config_option
+@data_option
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--since", default=None, help="RFC 3339; readings at or after")
+@click.option("--until", default=None, help="RFC 3339; readings before")
+def export(config_dir: str, data_dir: str | None, out_file: str, since: str | None,
+           until: str | None) -> None:
+    """Every stored reading as JSON Lines (contract section 2)."""
+    from ingest.store import ReadingStore
+
+    _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    try:
+        low = parse_ts(since) if since else None
+        high = parse_ts(until) if until else None
+    except BadReading as exc:
+        raise click.BadParameter(exc.detail) from None
+    store = ReadingStore(connect(data))
+    n = 0
+    with open(out_file, "w", encoding="utf-8") as f:
+        for reading in store.export(low, high):
+            f.write(reading.to_jsonl() + "\n")
+            n += 1
+    click.echo(f"{n} readings -> {out_file}", err=True)
+
+
+def _parse_scenario(text: str) -> tuple[str, int]:
+    from simulators.scenarios import SCENARIOS
+
+    kind, _, day = text.partition("@")
+    if kind not in SCENARIOS:
+        raise click.BadParameter(f"{kind!r} is not one of {', '.join(SCENARIOS)}")
+    try:
+        return kind, int(day or 1)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: the day after @ must be a number") from None
+
+
+@main.command()
+@click.option("--homes", default=1, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 3650))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--start", default="2026-01-05", show_default=True,
+              help="first local date (YYYY-MM-DD)")
+@click.option("--scenario", "scenarios", multiple=True, metavar="KIND@DAY",
+              help="inject KIND on day DAY (0-based) in every home; repeatable")
+@click.option("--rate", default=None, type=click.FloatRange(0, 1),
+              help="chance per home-day of a random scenario (default 0.05, or 0 when "
+                   "--scenario is given)")
+@click.option("--webhook", default=None, help="give every home a contact with this webhook")
+def simulate(homes: int, days: int, seed: int, out_dir: str, start: str,
+             scenarios: tuple[str, ...], rate: float | None, webhook: str | None) -> None:
+    """Write a scenario bundle: readings.jsonl, labels.jsonl and homes/*.yaml."""
+    from simulators.bundle import simulate_bundle
+
+    fixed = [_parse_scenario(s) for s in scenarios]
+    if rate is None:
+        rate = 0.0 if fixed else 0.05
+    summary = simulate_bundle(Path(out_dir), homes, days, seed, date.fromisoformat(start),
+                              fixed, rate, webhook=webhook)
+    click.echo(f"{summary.homes} homes x {summary.days} days: {summary.readings} readings, "
+               f"labels {json.dumps(summary.labels)} -> {out_dir}", err=True)
+
+
+@main.command()
+@click.argument("readings_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--speed", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="event time per wall-clock time (1 real time, 60 an hour a minute); "
+                   "0 as fast as the broker takes them")
+@mqtt_option
+@click.option("--qos", default=1, type=click.IntRange(0, 1), show_default=True)
+@click.option("--progress/--no-progress", default=True)
+def replay(readings_file: str, speed: float, mqtt_url: str | None, qos: int,
+           progress: bool) -> None:
+    """Publish a JSON Lines stream to the broker, keeping each reading's event time."""
+    from simulators.replay import replay as do_replay
+
+    bad = 0
+    readings = []
+    with open(readings_file, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    readings.append(parse_jsonl_line(line))
+                except BadReading:
+                    bad += 1
+    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
+    n = do_replay(readings, url, speed, qos, progress)
+    click.echo(f"published {n} readings to {url} ({bad} bad lines skipped)", err=True)
+
+
+@main.command()
+@click.option("--speed", default=4000.0, show_default=True, type=click.FloatRange(1),
+              help="how much faster than real time the simulated days run")
+@click.option("--seed", default=7, show_default=True, type=int)
+@log_option
+def demo(speed: float, seed: int, log_level: str) -> None:
+    """A simulated home through the live pipeline, on this machine, with nothing installed:
+    prints each alert as it reaches the carer, then a summary."""
+    from telecare.demo import run_demo
+
+    _setup_logging("warning" if log_level == "info" else log_level)
+    ok = run_demo(speed=speed, seed=seed)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@config_option
+@data_option
+def status(config_dir: str, data_dir: str | None) -> None:
+    """What the store holds: readings, dead letters, alerts, notifications."""
+    from alerts.store import AlertStore
+    from ingest.store import ReadingStore
+
+    _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    conn = connect(data)
+    readings = ReadingStore(conn)
+    alerts = AlertStore(conn).all()
+    click.echo(json.dumps({
+        "data_dir": str(data),
+        "readings": readings.count(),
+        "dead_letters": readings.dead_letter_count(),
+        "alerts_firing": sum(a.status == "firing" for a in alerts),
+        "alerts_resolved": sum(a.status == "resolved" for a in alerts),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

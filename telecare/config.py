@@ -1,0 +1,338 @@
+"""Loading and checking the configuration directory (contract section 4).
+
+Layout: `DIR/homes/{home}.yaml`, one file per home, and optionally `DIR/rules.yaml` with rule
+settings for every home in that directory. Rule defaults come from the packaged
+`configs/rules.yaml`; a home's own plan (`rules:` in its file) overrides them for that home.
+
+Everything is checked at load time, including references between parts (a file named for
+one home describing another, two devices with one id, an override for a rule that does not
+exist), and every problem is reported with its file and location, all at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from telecare.alert import SEVERITIES
+from telecare.reading import KINDS, check_id
+
+ROLES = frozenset(
+    {"front_door", "back_door", "kettle", "fridge", "microwave", "tv", "toilet", "bed", "chair",
+     "pendant"}
+)
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)\s*(d|h|m|s))", re.IGNORECASE)
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration; `problems` lists each with its place."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("configuration problems:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def parse_duration(raw: Any) -> timedelta:
+    """'90s', '10m', '1h30m', '2d' or a number of seconds."""
+    if isinstance(raw, timedelta):
+        return raw
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return timedelta(seconds=raw)
+    if isinstance(raw, str):
+        text = raw.replace(" ", "")
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts).lower() == text.lower():
+            return timedelta(seconds=sum(float(n) * _UNITS[u.lower()] for n, u in parts))
+    raise ValueError(f"{raw!r} is not a duration like '90s', '10m', '1h30m' or '2d'")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _parse_clock(raw: Any) -> time:
+    if isinstance(raw, time):
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        # YAML 1.1 reads an unquoted 07:00 as a base-60 integer (420): take it as minutes.
+        return time(raw // 60 % 24, raw % 60)
+    if isinstance(raw, str) and re.fullmatch(r"\d{1,2}:\d{2}", raw.strip()):
+        hour, minute = (int(p) for p in raw.strip().split(":"))
+        return time(hour % 24, minute)
+    raise ValueError(f"{raw!r} is not a time of day like '07:30'")
+
+
+ClockTime = Annotated[time, BeforeValidator(_parse_clock)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Strict):
+    """A daily window in the resident's local time; may run past midnight."""
+
+    start: ClockTime
+    end: ClockTime
+
+
+class EventRuleSettings(_Strict):
+    enabled: bool = True
+    severity: str
+    repeat_window: Duration
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: str) -> str:
+        if v not in SEVERITIES:
+            raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
+        return v
+
+
+class ColdHomeSettings(_Strict):
+    enabled: bool = True
+    severity: str
+    below_c: float
+    clear_above_c: float
+    duration: Duration = Field(alias="for")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> ColdHomeSettings:
+        if self.clear_above_c < self.below_c:
+            raise ValueError("clear_above_c must be at least below_c")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
+        return self
+
+
+class InactivitySettings(_Strict):
+    enabled: bool = True
+    severity: str
+    threshold: Duration
+    waking_hours: Window
+    power_on_watts: float
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: str) -> str:
+        if v not in SEVERITIES:
+            raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
+        return v
+
+
+class RuleSettings(_Strict):
+    pendant: EventRuleSettings
+    fall: EventRuleSettings
+    cold_home: ColdHomeSettings
+    inactivity: InactivitySettings
+
+
+class Device(BaseModel):
+    # Unknown fields on a device are kept, not refused: gateways' own tooling may add some.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: str
+    kind: str
+    room: str | None = None
+    role: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        try:
+            return check_id("device", v)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS:
+            raise ValueError(f"kind {v!r} is not in the vocabulary ({', '.join(sorted(KINDS))})")
+        return v
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str | None) -> str | None:
+        if v is not None and v not in ROLES:
+            raise ValueError(f"role {v!r} is not one of {', '.join(sorted(ROLES))}")
+        return v
+
+
+class Contact(_Strict):
+    name: str
+    webhook: str | None = None
+
+    @field_validator("webhook")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"https?://[^\s/]+", v):
+            raise ValueError(f"webhook {v!r} must be an http:// or https:// URL")
+        return v
+
+
+class HomeConfig(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    home: str
+    timezone: str
+    devices: list[Device] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list)
+    rules: RuleSettings
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, v: str) -> str:
+        try:
+            return check_id("home", v)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {v!r} is not an IANA zone like Europe/London") from None
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> HomeConfig:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} is listed twice")
+            seen.add(device.id)
+        names = [c.name for c in self.contacts]
+        if len(names) != len(set(names)):
+            raise ValueError("two contacts have the same name")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def device(self, device_id: str) -> Device | None:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        return None
+
+
+def default_rules() -> dict[str, Any]:
+    text = resources.files("configs").joinpath("rules.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str,
+           problems: list[str]) -> dict[str, Any]:
+    """Override rule settings section by section; an unknown rule name is an exact error."""
+    out = copy.deepcopy(base)
+    for rule, settings in override.items():
+        if rule not in base:
+            problems.append(f"{where}: rules.{rule}: no such rule (known: {', '.join(base)})")
+            continue
+        if not isinstance(settings, dict):
+            problems.append(f"{where}: rules.{rule}: expected a mapping of settings")
+            continue
+        out[rule] = {**out[rule], **settings}
+    return out
+
+
+def _format_errors(where: str, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{where}: {loc}: {msg}" if loc else f"{where}: {msg}")
+    return out
+
+
+def default_home(home: str, rules: dict[str, Any] | None = None) -> HomeConfig:
+    """The profile used for readings from a home with no file: UTC, no devices, no contacts.
+    Such readings are still stored and still checked, so a pendant press is never ignored."""
+    return HomeConfig(home=home, timezone="UTC", rules=rules or default_rules())  # type: ignore[arg-type]
+
+
+class Config:
+    """A checked configuration directory."""
+
+    def __init__(self, root: Path, homes: dict[str, HomeConfig], rules: dict[str, Any]) -> None:
+        self.root = root
+        self.homes = homes
+        self.rules = rules
+
+    def home(self, home: str) -> HomeConfig:
+        found = self.homes.get(home)
+        if found is None:
+            found = default_home(home, self.rules)
+            self.homes[home] = found
+        return found
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problems.append(f"{path}: cannot read: {exc}".splitlines()[0])
+        return None
+
+
+def load_config(root: str | Path) -> Config:
+    root = Path(root)
+    problems: list[str] = []
+    if not root.is_dir():
+        raise ConfigError([f"{root}: not a directory"])
+    rules = default_rules()
+    rules_file = root / "rules.yaml"
+    if rules_file.exists():
+        data = _read_yaml(rules_file, problems)
+        if isinstance(data, dict):
+            rules = _merge(rules, data, str(rules_file), problems)
+        elif data is not None:
+            problems.append(f"{rules_file}: expected a mapping of rule settings")
+    homes: dict[str, HomeConfig] = {}
+    home_dir = root / "homes"
+    files = sorted([*home_dir.glob("*.yaml"), *home_dir.glob("*.yml")]) if home_dir.is_dir() else []
+    for path in files:
+        data = _read_yaml(path, problems)
+        if not isinstance(data, dict):
+            if data is not None or path.stat().st_size == 0:
+                problems.append(f"{path}: expected a mapping with home, timezone and devices")
+            continue
+        own_rules = data.get("rules") or {}
+        if not isinstance(own_rules, dict):
+            problems.append(f"{path}: rules: expected a mapping of rule settings")
+            own_rules = {}
+        merged = _merge(rules, own_rules, str(path), problems)
+        try:
+            home = HomeConfig.model_validate({**data, "rules": merged})
+        except ValidationError as exc:
+            problems.extend(_format_errors(str(path), exc))
+            continue
+        if home.home != path.stem:
+            problems.append(f"{path}: home {home.home!r} does not match the file name {path.stem!r}")
+        elif home.home in homes:
+            problems.append(f"{path}: home {home.home!r} is described twice")
+        else:
+            homes[home.home] = home
+    if problems:
+        raise ConfigError(problems)
+    return Config(root, homes, rules)

@@ -1,0 +1,58 @@
+"""The embedded store's connection: one SQLite file under the data directory.
+
+SQLite in WAL mode needs no server, survives a killed process with every committed row, and
+lets one writer and many readers work at once. Each stage owns its own tables (see
+`ingest.store`, `detect.checkpoint`, `alerts.store`); they share the file so that a stage can
+commit its output and its input cursor in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+DB_NAME = "telecare.db"
+
+
+def default_data_dir(config_dir: str | Path) -> Path:
+    """Where state lives when neither --data nor TELECARE_DATA_DIR says: one folder per
+    configuration directory, so two deployments (or two scenario bundles) never share state."""
+    env = os.environ.get("TELECARE_DATA_DIR")
+    if env:
+        return Path(env)
+    resolved = Path(config_dir).resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "telecare" / f"{resolved.name or 'root'}-{digest}"
+
+
+def connect(data_dir: str | Path) -> sqlite3.Connection:
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path / DB_NAME, timeout=30, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL: a commit survives the process being killed (the WAL is in the OS's hands);
+    # only a power cut can lose the last commits. FULL would fsync every commit.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Transaction:
+    """`with Transaction(conn):` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
