@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from telecare.db import Transaction
 from telecare.reading import Reading
@@ -127,6 +128,6 @@ class ReadingStore:
         return int(self.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
 
 
-def _row_reading(row: tuple) -> Reading:  # type: ignore[type-arg]
+def _row_reading(row: tuple[Any, ...]) -> Reading:
     home, device, kind, ts_us, value, seq, battery = row
     return Reading(home, device, kind, float(value), _from_us(ts_us), seq, battery)

@@ -86,7 +86,7 @@ class MqttSubscriber:
         delay = 0.1
         while True:
             try:
-                landed = self.handler(msg.topic, msg.payload)
+                landed = self.handler(msg.topic, bytes(msg.payload))
             except Exception:  # a handler bug must not take the network loop down
                 log.exception("handler failed")
                 landed = False

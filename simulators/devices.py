@@ -84,9 +84,9 @@ class Renderer:
         if act.what != "sleep" and self._in_bed:
             self._emit(act.start, self.by_role.get("bed"), 0)
             self._in_bed = False
-        if act.room != self._room and self._room is not None and act.what != "sleep":
-            if rng.random() < 0.7:
-                self._motion(act.start - self._s(rng.uniform(3, 10)), "hall")
+        moved = act.room != self._room and self._room is not None and act.what != "sleep"
+        if moved and rng.random() < 0.7:
+            self._motion(act.start - self._s(rng.uniform(3, 10)), "hall")
         self._room = act.room
         if act.what == "out":
             door = self.by_role.get("front_door")

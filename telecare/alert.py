@@ -21,7 +21,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 
 
 def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity)  # type: ignore[arg-type]
+    return SEVERITIES.index(severity)  # type: ignore[arg-type,unused-ignore]
 
 
 def alert_id(home: str, rule: str, key: str, raised_at: datetime) -> str:

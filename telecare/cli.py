@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from telecare.config import ConfigError, load_config
+from telecare.broker import EmbeddedBroker
+from telecare.config import Config, ConfigError, load_config
 from telecare.db import connect, default_data_dir
 from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
 from telecare.reading import BadReading, parse_jsonl_line, parse_ts
@@ -25,7 +26,7 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _load(config_dir: str):  # type: ignore[no-untyped-def]
+def _load(config_dir: str) -> Config:
     try:
         return load_config(config_dir)
     except ConfigError as exc:
@@ -73,9 +74,10 @@ def backtest(readings_file: str, config_dir: str, out_file: str) -> None:
                f"{len(result.alerts)} alerts -> {out_file}", err=True)
 
 
-def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True):  # type: ignore[no-untyped-def]
+def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True
+                   ) -> tuple[BrokerUrl, EmbeddedBroker | None, Protocol]:
     """The broker to use, and the embedded one if we had to start it."""
-    from telecare.broker import EmbeddedBroker, port_open
+    from telecare.broker import port_open
 
     embedded = None
     url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
@@ -100,7 +102,9 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     _setup_logging(log_level)
     config = _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    url, embedded, chosen = (None, None, "5")
+    url: BrokerUrl | None = None
+    embedded: EmbeddedBroker | None = None
+    chosen: Protocol = "5"
     if "ingest" in stages:
         url, embedded, chosen = resolve_broker(mqtt_url, protocol)
     stop = threading.Event()

@@ -328,7 +328,8 @@ def load_config(root: str | Path) -> Config:
             problems.extend(_format_errors(str(path), exc))
             continue
         if home.home != path.stem:
-            problems.append(f"{path}: home {home.home!r} does not match the file name {path.stem!r}")
+            problems.append(
+                f"{path}: home {home.home!r} does not match the file name {path.stem!r}")
         elif home.home in homes:
             problems.append(f"{path}: home {home.home!r} is described twice")
         else:

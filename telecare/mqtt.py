@@ -33,7 +33,8 @@ class BrokerUrl:
         if not parts.hostname:
             raise ValueError(f"broker URL {url!r} has no host")
         if parts.username or parts.password:
-            raise ValueError("put broker credentials in TELECARE_MQTT_USERNAME/PASSWORD, not the URL")
+            raise ValueError(
+                "put broker credentials in TELECARE_MQTT_USERNAME/PASSWORD, not the URL")
         tls = parts.scheme == "mqtts"
         return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls)
 

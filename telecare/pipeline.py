@@ -34,7 +34,7 @@ class Pipeline:
     def __init__(self, config: Config, data_dir: Path, broker: BrokerUrl | None,
                  protocol: Protocol = "5", stages: Sequence[str] = STAGES,
                  notifiers: Sequence[Notifier] | None = None,
-                 share_group: str | None = None) -> None:
+                 share_group: str | None = None, topic: str = f"{TOPIC_PREFIX}/#") -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.broker = broker
@@ -42,6 +42,7 @@ class Pipeline:
         self.stages = tuple(stages)
         self.notifiers = notifiers
         self.share_group = share_group
+        self.topic = topic  # everything under telecare/v1, so bad topics are dead-lettered too
         self._stops = {"detect": threading.Event(), "alerts": threading.Event()}
         self.ingest: IngestService | None = None
         self.subscriber: MqttSubscriber | None = None
@@ -62,7 +63,7 @@ class Pipeline:
             self.ingest = IngestService(ReadingStore(connect(self.data_dir)),
                                         on_stored=wake_detect)
             digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
-            topic = f"{TOPIC_PREFIX}/#"
+            topic = self.topic
             if self.share_group:
                 topic = f"$share/{self.share_group}/{topic}"
             self.subscriber = MqttSubscriber(self.broker, f"telecare-ingest-{digest}", topic,

@@ -1,0 +1,154 @@
+"""Shared fixtures: a real Mosquitto broker for the whole session, real HTTP receivers, and
+unique names per test so that tests sharing the broker never see each other's messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Mosquitto:
+    """A real Mosquitto on a free loopback port, with its own persistence folder."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(binary):
+            pytest.fail("Mosquitto is not installed: run .ci/run (it installs it) or "
+                        "apt-get install mosquitto", pytrace=False)
+        self.binary = binary
+        self.port = _free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="telecare-mosquitto-"))
+        self.dir.chmod(0o777)
+        conf = (ROOT / "tests" / "mosquitto.conf.in").read_text()
+        conf = conf.replace("@PORT@", str(self.port)).replace("@DIR@", str(self.dir))
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(conf)
+        if os.geteuid() == 0:  # Mosquitto drops root to its own user: let it write here
+            try:
+                user = pwd.getpwnam("mosquitto")
+                os.chown(self.dir, user.pw_uid, user.pw_gid)
+            except KeyError:
+                pass
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _wait_port(self.port):
+            log = (self.dir / "mosquitto.log")
+            raise RuntimeError("mosquitto did not start: " +
+                               (log.read_text() if log.exists() else "no log"))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[Mosquitto]:
+    broker = Mosquitto()
+    broker.start()
+    yield broker
+    broker.stop()
+    shutil.rmtree(broker.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def unique_home() -> str:
+    """A home id no other test uses: its topics are this test's own."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+class WebhookReceiver:
+    """A real HTTP server that records alert POSTs; `fail_first` answers 500 that many times."""
+
+    def __init__(self, fail_first: int = 0, status: int = 204) -> None:
+        self.posts: list[tuple[float, dict[str, Any], dict[str, str]]] = []
+        self.fail_first = fail_first
+        self.status = status
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.lock:
+                    if outer.fail_first > 0:
+                        outer.fail_first -= 1
+                        code = 500
+                    else:
+                        code = outer.status
+                        if code < 300:
+                            outer.posts.append((time.time(), json.loads(body),
+                                                dict(self.headers)))
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [a for _, a, _ in self.posts]
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.alerts()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

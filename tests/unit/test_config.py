@@ -1,0 +1,81 @@
+"""Configuration is checked at load time, with every problem named by file and place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from telecare.config import ConfigError, load_config, parse_duration
+from tests.builders import write_home
+
+CONTRACT_EXAMPLE = """\
+home: h001
+timezone: Europe/London          # routines and quiet hours are in the resident's local time
+devices:
+  - {id: bedroom-pir, kind: motion, room: bedroom}
+  - {id: kitchen-pir, kind: motion, room: kitchen}
+  - {id: front-door, kind: contact, room: hall, role: front_door}
+  - {id: kettle-plug, kind: power, room: kitchen, role: kettle}
+  - {id: bed-mat, kind: bed, room: bedroom}
+  - {id: toilet, kind: flush, room: bathroom}
+contacts:
+  - {name: "Asha (daughter)", webhook: "http://127.0.0.1:9000/alerts"}
+"""
+
+
+def test_the_contract_example_home_loads_with_default_rules(tmp_path: Path) -> None:
+    (tmp_path / "homes").mkdir()
+    (tmp_path / "homes" / "h001.yaml").write_text(CONTRACT_EXAMPLE)
+    home = load_config(tmp_path).homes["h001"]
+    assert home.device("front-door").role == "front_door"  # type: ignore[union-attr]
+    assert home.rules.cold_home.below_c == 16.0
+    assert home.rules.inactivity.threshold == timedelta(hours=3)
+    assert home.contacts[0].webhook == "http://127.0.0.1:9000/alerts"
+
+
+def test_a_homes_plan_overrides_defaults_for_that_home_only(tmp_path: Path) -> None:
+    write_home(tmp_path, "h001", rules={"inactivity": {"threshold": "90m"}})
+    write_home(tmp_path, "h002")
+    config = load_config(tmp_path)
+    assert config.homes["h001"].rules.inactivity.threshold == timedelta(minutes=90)
+    assert config.homes["h002"].rules.inactivity.threshold == timedelta(hours=3)
+
+
+def test_every_problem_is_reported_at_once_with_its_place(tmp_path: Path) -> None:
+    write_home(tmp_path, "h001", timezone="Mars/Olympus")
+    write_home(tmp_path, "h002", rules={"inactivty": {"threshold": "1h"}})
+    write_home(tmp_path, "h003", rules={"cold_home": {"below_c": "cold"}})
+    (tmp_path / "homes" / "h004.yaml").write_text("home: h005\ntimezone: UTC\n")
+    (tmp_path / "homes" / "h006.yaml").write_text(
+        "home: h006\ntimezone: UTC\ndevices:\n - {id: a, kind: motion}\n - {id: a, kind: bed}\n"
+        " - {id: b, kind: lava}\n - {id: c, kind: contact, role: cat_flap}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    text = "\n".join(info.value.problems)
+    assert "h001.yaml: timezone: timezone 'Mars/Olympus' is not an IANA zone" in text
+    assert "h002.yaml: rules.inactivty: no such rule" in text
+    assert "h003.yaml: rules.cold_home.below_c" in text
+    assert "h004.yaml: home 'h005' does not match the file name 'h004'" in text
+    assert "h006.yaml: devices.2.kind: kind 'lava' is not in the vocabulary" in text
+    assert "h006.yaml: devices.3.role: role 'cat_flap'" in text
+
+
+def test_two_devices_with_one_id_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "homes").mkdir()
+    (tmp_path / "homes" / "h1.yaml").write_text(
+        "home: h1\ntimezone: UTC\ndevices:\n - {id: a, kind: motion}\n - {id: a, kind: bed}\n")
+    with pytest.raises(ConfigError, match="device id 'a' is listed twice"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(("text", "seconds"),
+                         [("90s", 90), ("10m", 600), ("1h30m", 5400), ("2d", 172800), (45, 45)])
+def test_durations_read_as_people_write_them(text: str | int, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_a_duration_that_is_not_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
