@@ -24,7 +24,7 @@ CHECK_IN = {"contact": timedelta(hours=1), "bed": timedelta(hours=1),
 HEARTBEAT = timedelta(minutes=5)
 MAINS_KINDS = frozenset({"power", "heartbeat"})
 # Mean minutes between PIR triggers while the resident is in a room doing this.
-MOVE_EVERY_MIN = {"tv": 7.0, "nap": 0.0, "sleep": 0.0, "bedtime": 1.0}
+MOVE_EVERY_MIN = {"tv": 7.0, "nap": 0.0, "sleep": 0.0, "bedtime": 1.0, "lie": 0.0}
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,10 @@ class Renderer:
                 self._emit(act.start, self.by_role.get("bed"), 1)
                 self._in_bed = True
             return
+        if act.what == "lie":
+            return  # on the floor: nothing a sensor sees
         self._motion(act.start + self._s(rng.uniform(1, 8)), act.room)
-        every = MOVE_EVERY_MIN.get(act.what, 1.5)
+        every = MOVE_EVERY_MIN.get(act.what, 1.5) / max(act.pace, 0.1)
         if every > 0:
             t = act.start + self._s(rng.uniform(1, 8))
             while True:
@@ -156,23 +158,40 @@ def check_ins(events: list[Event], devices: list[SimDevice], start: datetime, en
     return out
 
 
-def to_readings(home: str, events: Iterable[Event], devices: list[SimDevice],
-                rng: random.Random, duplicate_p: float = 0.002) -> list[Reading]:
-    """Number each device's messages, add battery levels, and now and then send one twice."""
+class Batteries:
+    """Each battery device starts somewhere between half and full and drains slowly (coin
+    cells last one to three years); a scenario can make one run flat and be replaced."""
+
+    def __init__(self, devices: list[SimDevice], start: datetime, rng: random.Random) -> None:
+        self.start = start
+        self.level0 = {d.id: rng.uniform(50, 100) for d in devices if d.kind not in MAINS_KINDS}
+        self.per_day = {d: rng.uniform(0.05, 0.2) for d in self.level0}
+        # device -> (from, level at from, per day, replaced at)
+        self.flat: dict[str, tuple[datetime, float, float, datetime]] = {}
+
+    def level(self, device: str, ts: datetime) -> int | None:
+        if device not in self.level0:
+            return None
+        flat = self.flat.get(device)
+        if flat is not None and ts >= flat[0]:
+            since, at, per_day, replaced = flat
+            if ts >= replaced:
+                return 100
+            days = (ts - since).total_seconds() / 86400
+            return max(round(at - per_day * days), 0)
+        days = (ts - self.start).total_seconds() / 86400
+        return max(round(self.level0[device] - self.per_day[device] * days), 1)
+
+
+def to_readings(home: str, events: Iterable[Event], batteries: Batteries) -> list[Reading]:
+    """Number each device's messages and add battery levels."""
     ordered = sorted(events, key=lambda e: (e.ts, e.device, e.kind))
-    battery = {d.id: rng.uniform(60, 100) for d in devices if d.kind not in MAINS_KINDS}
-    drain = {d: rng.uniform(0.002, 0.01) for d in battery}  # percent per message
     seq: dict[str, int] = defaultdict(int)
     out: list[Reading] = []
     for e in ordered:
         seq[e.device] += 1
-        level = None
-        if e.device in battery:
-            battery[e.device] = max(battery[e.device] - drain[e.device], 1.0)
-            level = round(battery[e.device])
         ts = e.ts.replace(microsecond=(e.ts.microsecond // 1000) * 1000)
-        r = Reading(home, e.device, e.kind, float(e.value), ts, seq[e.device], level)
-        out.append(r)
-        if rng.random() < duplicate_p:
-            out.append(r)
+        level = batteries.level(e.device, ts)
+        out.append(Reading(home, e.device, e.kind, float(e.value), ts, seq[e.device],
+                           None if level is None else float(level)))
     return out

@@ -1,6 +1,7 @@
 """`telecare replay`: publish a JSON Lines stream to the broker, keeping event time.
 
-Readings go out in event-time order with their own `ts` unchanged; `speed` sets how fast the
+Readings go out in the file's order (a simulated bundle is in arrival order, late and
+repeated messages included) with their own `ts` unchanged; `speed` sets how fast the
 wall clock runs against event time (1 = real time, 60 = an hour a minute, 0 = as fast as the
 broker takes them). QoS 1 with a bounded number of messages in flight: paho stalls beyond
 65,535 unacknowledged messages, and a bound keeps memory flat.
@@ -8,6 +9,7 @@ broker takes them). QoS 1 with a bounded number of messages in flight: paho stal
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -56,18 +58,19 @@ class Publisher:
 def replay(readings: Iterable[Reading], url: BrokerUrl, speed: float = 0.0, qos: int = 1,
            progress: bool = True,
            on_published: Callable[[Reading, float], None] | None = None) -> int:
-    ordered = sorted(readings, key=lambda r: r.ts)
+    ordered = list(readings)  # in the order given: a late reading stays late
     if not ordered:
         return 0
-    import json
-
-    first = ordered[0].ts
+    first = min(r.ts for r in ordered)
+    latest = first
     started = time.monotonic()
     infos = []
     with Publisher(url) as pub:
         for r in tqdm(ordered, unit="msg", disable=not progress, desc="replay"):
+            latest = max(latest, r.ts)
             if speed > 0:
-                due = started + (r.ts - first).total_seconds() / speed
+                # Paced by the latest event time so far: a late reading goes out at once.
+                due = started + (latest - first).total_seconds() / speed
                 delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)

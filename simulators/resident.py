@@ -47,7 +47,19 @@ class Act:
     start: datetime  # UTC
     end: datetime
     room: str
-    what: str  # sleep, wake, toilet, wash, kettle, meal, tv, out, nap, bedtime
+    what: str  # sleep, wake, toilet, wash, kettle, meal, tv, out, nap, bedtime, lie
+    pace: float = 1.0  # how much the resident moves about, 1 = their usual
+
+
+@dataclass
+class DayMods:
+    """How a scenario bends one day of the routine (1.0 / 0 = an ordinary day)."""
+
+    extra_night_trips: int = 0
+    toilet_every: float = 1.0  # scale of the gap between daytime toilet visits
+    meal_keep: float = 1.0  # chance each meal happens
+    kettle_keep: float = 1.0
+    vigour: float = 1.0  # < 1: slower, moves less, goes out less, naps more
 
 
 def local_instant(day: date, hours: float, tz: ZoneInfo) -> datetime:
@@ -75,22 +87,28 @@ def _m(minutes: float) -> timedelta:
 
 
 def plan_day(rng: random.Random, profile: Profile, day: date, tz: ZoneInfo, wake: datetime,
-             next_wake: datetime) -> list[Act]:
+             next_wake: datetime, mods: DayMods | None = None) -> list[Act]:
     """Acts from `wake` (getting up on `day`) until `next_wake`, ending asleep in bed."""
+    mods = mods or DayMods()
     acts: list[Act] = []
     t = wake
 
     def add(minutes: float, room: str, what: str) -> None:
         nonlocal t
         end = t + _m(max(minutes, 0.5))
-        acts.append(Act(t, end, room, what))
+        acts.append(Act(t, end, room, what, mods.vigour))
         t = end
+
+    def gap() -> timedelta:
+        return _m(rng.uniform(100, 200) * mods.toilet_every)
 
     add(rng.uniform(2, 5), "bedroom", "wake")
     add(rng.uniform(3, 6), "bathroom", "toilet")
     add(rng.uniform(6, 15), "bathroom", "wash")
-    add(rng.uniform(4, 7), "kitchen", "kettle")
-    add(rng.uniform(12, 25), "kitchen", "meal")
+    if rng.random() < mods.kettle_keep:
+        add(rng.uniform(4, 7), "kitchen", "kettle")
+    if rng.random() < mods.meal_keep:
+        add(rng.uniform(12, 25), "kitchen", "meal")
 
     # Fixed points of the day in local hours, each with jitter; going out replaces what falls
     # inside it (but not the toilet, which waits until they are back).
@@ -98,17 +116,19 @@ def plan_day(rng: random.Random, profile: Profile, day: date, tz: ZoneInfo, wake
 
     def anchor(hours: float, jitter_min: float, minutes: float, room: str, what: str) -> None:
         at = local_instant(day, hours, tz) + _m(rng.gauss(0, jitter_min))
-        anchors.append((at, minutes, room, what))
+        keep = {"meal": mods.meal_keep, "kettle": mods.kettle_keep}.get(what, 1.0)
+        if rng.random() < keep:
+            anchors.append((at, minutes, room, what))
 
     anchor(10.75, 20, rng.uniform(4, 8), "kitchen", "kettle")
     anchor(12.6, 20, rng.uniform(15, 30), "kitchen", "meal")
     anchor(15.5, 25, rng.uniform(4, 8), "kitchen", "kettle")
     anchor(17.9, 25, rng.uniform(20, 40), "kitchen", "meal")
     anchor(20.5, 30, rng.uniform(4, 8), "kitchen", "kettle")
-    if rng.random() < profile.nap_p:
-        anchor(14.0, 20, rng.uniform(30, 60), "lounge", "nap")
+    if rng.random() < profile.nap_p + (1 - mods.vigour):
+        anchor(14.0, 20, rng.uniform(30, 60) / mods.vigour, "lounge", "nap")
     out: tuple[datetime, datetime] | None = None
-    if rng.random() < profile.goes_out_p:
+    if rng.random() < profile.goes_out_p * mods.vigour:
         leave = local_instant(day, rng.uniform(9.75, 14.5), tz)
         out = (leave, leave + _m(rng.uniform(50, 180)))
         anchors.append((leave, (out[1] - leave).total_seconds() / 60, "hall", "out"))
@@ -118,14 +138,14 @@ def plan_day(rng: random.Random, profile: Profile, day: date, tz: ZoneInfo, wake
         anchors = [a for a in anchors if a[3] == "out" or not (out[0] - _m(10) <= a[0] <= out[1])]
     anchors.sort(key=lambda a: a[0])
 
-    next_toilet = t + _m(rng.uniform(100, 200))
+    next_toilet = t + gap()
     for at, minutes, room, what in anchors:
         # The time between fixed points is spent in the lounge, with trips to the toilet.
         while next_toilet < at - _m(10):
             if next_toilet > t:
                 add((next_toilet - t).total_seconds() / 60, "lounge", "tv")
             add(rng.uniform(3, 6), "bathroom", "toilet")
-            next_toilet = t + _m(rng.uniform(100, 200))
+            next_toilet = t + gap()
         if at > t:
             add((at - t).total_seconds() / 60, "lounge", "tv")
         add(minutes, room, what)
@@ -135,14 +155,14 @@ def plan_day(rng: random.Random, profile: Profile, day: date, tz: ZoneInfo, wake
         if next_toilet > t:
             add((next_toilet - t).total_seconds() / 60, "lounge", "tv")
         add(rng.uniform(3, 6), "bathroom", "toilet")
-        next_toilet = t + _m(rng.uniform(100, 200))
+        next_toilet = t + gap()
     if bed > t:
         add((bed - t).total_seconds() / 60, "lounge", "tv")
     add(rng.uniform(3, 6), "bathroom", "toilet")
     add(rng.uniform(3, 8), "bedroom", "bedtime")
 
     # Asleep until the next waking, with night toilet trips.
-    trips = _poisson(rng, profile.night_trips)
+    trips = _poisson(rng, profile.night_trips) + mods.extra_night_trips
     asleep_from = t
     latest = next_wake - _m(40)
     times = sorted(asleep_from + _m(60) + (latest - asleep_from - _m(60)) * rng.random()

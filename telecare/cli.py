@@ -7,11 +7,13 @@ import logging
 import signal
 import sys
 import threading
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
 import click
 
+from detect.backtest import read_readings
 from telecare.broker import EmbeddedBroker
 from telecare.config import Config, ConfigError, load_config
 from telecare.db import connect, default_data_dir
@@ -193,19 +195,51 @@ def _parse_scenario(text: str) -> tuple[str, int]:
 @click.option("--rate", default=None, type=click.FloatRange(0, 1),
               help="chance per home-day of a random scenario (default 0.05, or 0 when "
                    "--scenario is given)")
+@click.option("--kinds", default=None,
+              help="comma-separated scenario kinds that --rate draws from (default: all)")
 @click.option("--webhook", default=None, help="give every home a contact with this webhook")
+@click.option("--layout", type=click.Choice(["mixed", "full", "partial", "minimal", "vitals"]),
+              default="mixed", show_default=True,
+              help="devices in each home; mixed draws a layout per home")
+@click.option("--network", type=click.Choice(["realistic", "clean"]), default="realistic",
+              show_default=True,
+              help="realistic: some messages late, repeated or lost; clean: none")
 def simulate(homes: int, days: int, seed: int, out_dir: str, start: str,
-             scenarios: tuple[str, ...], rate: float | None, webhook: str | None) -> None:
+             scenarios: tuple[str, ...], rate: float | None, kinds: str | None,
+             webhook: str | None, layout: str, network: str) -> None:
     """Write a scenario bundle: readings.jsonl, labels.jsonl and homes/*.yaml."""
     from simulators.bundle import simulate_bundle
+    from simulators.network import Network
+    from simulators.scenarios import SCENARIOS
 
     fixed = [_parse_scenario(s) for s in scenarios]
+    chosen = tuple(_parse_scenario(k)[0] for k in kinds.split(",")) if kinds else SCENARIOS
     if rate is None:
         rate = 0.0 if fixed else 0.05
     summary = simulate_bundle(Path(out_dir), homes, days, seed, date.fromisoformat(start),
-                              fixed, rate, webhook=webhook)
+                              fixed, rate, chosen, webhook=webhook,
+                              layout=None if layout == "mixed" else layout,
+                              network=Network.clean() if network == "clean" else Network())
     click.echo(f"{summary.homes} homes x {summary.days} days: {summary.readings} readings, "
                f"labels {json.dumps(summary.labels)} -> {out_dir}", err=True)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+def summarize(bundle: str) -> None:
+    """Statistics of a bundle's lives: readings per home-day by kind, getting-up and bed
+    times, night-time toilet trips."""
+    from simulators.summary import summarise
+
+    config = _load(bundle)
+    bad: Counter[str] = Counter()
+    with open(Path(bundle) / "readings.jsonl", encoding="utf-8") as f:
+        readings = read_readings(f, bad)
+    if not readings:
+        raise click.ClickException("no readings in the bundle")
+    span = max(r.ts for r in readings) - min(r.ts for r in readings)
+    days = max(1, round(span.total_seconds() / 86400))
+    click.echo(json.dumps(summarise(readings, config, days).describe(), indent=2))
 
 
 @main.command()

@@ -125,6 +125,7 @@ class InactivitySettings(_Strict):
     enabled: bool = True
     severity: str
     threshold: Duration
+    sparse_threshold: Duration
     waking_hours: Window
     power_on_watts: float
 

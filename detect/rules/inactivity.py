@@ -29,6 +29,9 @@ class Inactivity(Rule):
         self.last: Activity | None = None
         self.open: Alert | None = None
         self._deadline: datetime | None = None
+        presence = {"motion", "bed", "chair"}
+        self.sparse = not any(d.kind in presence for d in home.devices)
+        self.threshold = settings.sparse_threshold if self.sparse else settings.threshold
 
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         if activity is None or (self.last is not None and activity.ts < self.last.ts):
@@ -55,7 +58,7 @@ class Inactivity(Rule):
         if last is None or last.exit_door or last.in_bed:
             return None  # no history yet, gone out, or resting in bed
         window = self.settings.waking_hours
-        return add_window_time(last.ts, self.settings.threshold, window.start, window.end,
+        return add_window_time(last.ts, self.threshold, window.start, window.end,
                                self.tz)
 
     def next_deadline(self) -> datetime | None:
@@ -65,12 +68,13 @@ class Inactivity(Rule):
         last = self.last
         if self.open is not None or last is None or self._deadline is None:
             return []
-        threshold = hours_minutes(self.settings.threshold)
+        threshold = hours_minutes(self.threshold)
         message = (
             f"No activity seen at home since {when(last.ts, self.tz)} "
             f"(last: {last.what}), and the resident has not gone out. "
-            f"That is {threshold} of waking hours, the limit in their plan. They may have "
-            "fallen: call them now, and send someone if there is no answer."
+            f"That is {threshold} of waking hours, the limit in their plan"
+            f"{' for a home with only door and appliance sensors' if self.sparse else ''}. "
+            "They may have fallen: call them now, and send someone if there is no answer."
         )
         self.open = Alert(
             id=alert_id(self.home.home, self.name, "", self._deadline),
@@ -84,7 +88,7 @@ class Inactivity(Rule):
                 "last_activity_at": format_ts(last.ts),
                 "last_activity": last.what,
                 "last_device": last.device,
-                "threshold_minutes": self.settings.threshold.total_seconds() / 60,
+                "threshold_minutes": self.threshold.total_seconds() / 60,
                 "waking_hours": [self.settings.waking_hours.start.strftime("%H:%M"),
                                  self.settings.waking_hours.end.strftime("%H:%M")],
             },

@@ -34,7 +34,7 @@ def backtest(bundle: Path, out: Path) -> list[dict]:  # type: ignore[type-arg]
 def test_a_long_lie_raises_inactivity_within_the_threshold_of_the_last_activity(
         tmp_path: Path, seed: int) -> None:
     bundle = simulate(tmp_path / "b", "--homes", "1", "--days", "2", "--seed", str(seed),
-                      "--scenario", "long_lie@1")
+                      "--scenario", "long_lie@1", "--layout", "full")
     alerts = backtest(bundle, tmp_path / "alerts.jsonl")
     label = json.loads((bundle / "labels.jsonl").read_text().splitlines()[0])
     fall, found = parse_ts(label["start"]), parse_ts(label["end"])
