@@ -28,6 +28,7 @@ class Activity:
     what: str  # plain words: "movement", "front door opened", "got into bed", ...
     exit_door: bool  # a front or back door: the resident may have gone out
     in_bed: bool  # after this event, is anyone in bed?
+    in_chair: bool = False  # ... or sitting in a chair with a pressure mat?
 
 
 def _describe(kind: str, role: str | None, room: str | None, device: str, value: float) -> str:
@@ -60,6 +61,10 @@ class ActivityTracker:
     @property
     def in_bed(self) -> bool:
         return any(v >= 1 for key, v in self.last_value.items() if key.endswith("|bed"))
+
+    @property
+    def in_chair(self) -> bool:
+        return any(v >= 1 for key, v in self.last_value.items() if key.endswith("|chair"))
 
     def classify(self, r: Reading) -> Activity | None:
         key = f"{r.device}|{r.kind}"
@@ -95,6 +100,7 @@ class ActivityTracker:
             what=_describe(r.kind, role, room, r.device, r.value),
             exit_door=role in EXIT_ROLES,
             in_bed=self.in_bed,
+            in_chair=self.in_chair,
         )
 
     def state(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ what a late reading means for it (an old door state does not undo a newer one).
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from detect.activity import ActivityTracker
@@ -30,6 +30,7 @@ class HomeDetector:
         self.home = home
         self.activity = ActivityTracker(home, home.rules.inactivity.power_on_watts)
         self.rules: list[Rule] = build_rules(home)
+        self.last_seen: datetime | None = None  # latest event time of this home's readings
 
     def observe(self, reading: Reading) -> list[Alert]:
         act = self.activity.classify(reading)
@@ -59,21 +60,30 @@ class HomeDetector:
 
     def state(self) -> dict[str, Any]:
         return {
+            "last_seen": format_ts(self.last_seen) if self.last_seen else None,
             "activity": self.activity.state(),
             "rules": {rule.name: rule.state() for rule in self.rules},
         }
 
     def load(self, state: dict[str, Any]) -> None:
         self.activity.load(state.get("activity", {}))
+        self.last_seen = parse_ts(state["last_seen"]) if state.get("last_seen") else None
         for rule in self.rules:
             rule.load(state.get("rules", {}).get(rule.name, {}))
+
+
+# A home heard nothing from for this long is offline, not inactive: its timers wait for its
+# next reading instead of firing on other homes' time. (Its own heartbeats and thermometers
+# keep its clock going while it is online.)
+SILENCE_LIMIT = timedelta(hours=12)
 
 
 class Detector:
     """All homes. Feed readings with `process`; move time on with `advance_to`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, silence_limit: timedelta = SILENCE_LIMIT) -> None:
         self.config = config
+        self.silence_limit = silence_limit
         self.homes: dict[str, HomeDetector] = {}
         self.watermark: datetime | None = None
         self._timers: list[tuple[datetime, str]] = []
@@ -93,6 +103,8 @@ class Detector:
     def process(self, reading: Reading) -> list[Alert]:
         out = self.advance_to(reading.ts, inclusive=False)
         detector = self.home(reading.home)
+        if detector.last_seen is None or reading.ts > detector.last_seen:
+            detector.last_seen = reading.ts
         out.extend(detector.observe(reading))
         self.touched.add(reading.home)
         self._schedule(reading.home)
@@ -113,6 +125,9 @@ class Detector:
             detector = self.homes[home]
             if detector.next_deadline() != deadline:
                 continue  # stale: the home's deadline moved since this was scheduled
+            if detector.last_seen is not None and deadline > detector.last_seen + \
+                    self.silence_limit:
+                continue  # offline: rescheduled when the home is heard from again
             out.extend(detector.fire_due(deadline, inclusive=True))
             self.touched.add(home)
             self._schedule(home)

@@ -224,6 +224,21 @@ def simulate(homes: int, days: int, seed: int, out_dir: str, start: str,
                f"labels {json.dumps(summary.labels)} -> {out_dir}", err=True)
 
 
+@main.command(name="import-ordonez")
+@click.argument("source", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def import_ordonez(source: str, out_dir: str) -> None:
+    """Convert the two Ordonez homes (UCI ADL binary dataset) into a bundle that --config
+    runs on: readings.jsonl, homes/*.yaml, activities.jsonl."""
+    from simulators.ordonez import convert
+
+    for home in convert(Path(source), Path(out_dir)):
+        odd = f", {home.odd_intervals} intervals end before they start" \
+            if home.odd_intervals else ""
+        click.echo(f"{home.home}: {len(home.readings)} readings from {home.sensors} sensors"
+                   f"{odd} -> {out_dir}", err=True)
+
+
 @main.command()
 @click.argument("bundle", type=click.Path(file_okay=False, exists=True))
 def summarize(bundle: str) -> None:
@@ -240,6 +255,38 @@ def summarize(bundle: str) -> None:
     span = max(r.ts for r in readings) - min(r.ts for r in readings)
     days = max(1, round(span.total_seconds() / 86400))
     click.echo(json.dumps(summarise(readings, config, days).describe(), indent=2))
+
+
+@main.command()
+@click.option("--config", "config_dir", required=True, type=click.Path(file_okay=False),
+              help="configuration directory (a bundle is one)")
+@click.option("--readings", "readings_file", default=None, type=click.Path(dir_okay=False),
+              help="JSON Lines readings (default: readings.jsonl in the config directory)")
+@click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
+              help="labels to shade (default: labels.jsonl in the config directory, if any)")
+@click.option("--home", required=True)
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--from", "first", default=None, help="first local date (YYYY-MM-DD)")
+@click.option("--days", default=None, type=click.IntRange(1, 400))
+def plot(config_dir: str, readings_file: str | None, labels_file: str | None, home: str,
+         out_file: str, first: str | None, days: int | None) -> None:
+    """Draw a home's days as a timeline PNG (rooms and devices against time of day)."""
+    from simulators.plot import plot_home
+
+    config = _load(config_dir)
+    if home not in config.homes:
+        raise click.BadParameter(f"no home {home!r} in {config_dir}", param_hint="--home")
+    path = Path(readings_file or Path(config_dir) / "readings.jsonl")
+    bad: Counter[str] = Counter()
+    with open(path, encoding="utf-8") as f:
+        readings = [r for r in read_readings(f, bad) if r.home == home]
+    lpath = Path(labels_file) if labels_file else Path(config_dir) / "labels.jsonl"
+    labels = [json.loads(x) for x in lpath.read_text().splitlines() if x.strip()] \
+        if lpath.exists() else []
+    drawn = plot_home(readings, config.homes[home], labels, Path(out_file),
+                      date.fromisoformat(first) if first else None, days)
+    click.echo(f"{drawn.days} days of home {home}, scenarios shaded: "
+               f"{', '.join(drawn.labels) or 'none'} -> {out_file}", err=True)
 
 
 @main.command()

@@ -126,6 +126,7 @@ class InactivitySettings(_Strict):
     severity: str
     threshold: Duration
     sparse_threshold: Duration
+    resting_threshold: Duration
     waking_hours: Window
     power_on_watts: float
 

@@ -9,7 +9,7 @@ time: it fires when the home's stream passes it even if this home sends nothing 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from detect.activity import Activity
@@ -58,8 +58,14 @@ class Inactivity(Rule):
         if last is None or last.exit_door or last.in_bed:
             return None  # no history yet, gone out, or resting in bed
         window = self.settings.waking_hours
-        return add_window_time(last.ts, self.threshold, window.start, window.end,
+        return add_window_time(last.ts, self._threshold(last), window.start, window.end,
                                self.tz)
+
+    def _threshold(self, last: Activity) -> timedelta:
+        # Sitting in a chair with a pressure mat (watching TV, dozing) is resting, not lying
+        # on the floor: allow longer, but not for ever.
+        return max(self.threshold, self.settings.resting_threshold) if last.in_chair \
+            else self.threshold
 
     def next_deadline(self) -> datetime | None:
         return None if self.open is not None else self._deadline
@@ -68,7 +74,7 @@ class Inactivity(Rule):
         last = self.last
         if self.open is not None or last is None or self._deadline is None:
             return []
-        threshold = hours_minutes(self.threshold)
+        threshold = hours_minutes(self._threshold(last))
         message = (
             f"No activity seen at home since {when(last.ts, self.tz)} "
             f"(last: {last.what}), and the resident has not gone out. "
@@ -88,7 +94,7 @@ class Inactivity(Rule):
                 "last_activity_at": format_ts(last.ts),
                 "last_activity": last.what,
                 "last_device": last.device,
-                "threshold_minutes": self.threshold.total_seconds() / 60,
+                "threshold_minutes": self._threshold(last).total_seconds() / 60,
                 "waking_hours": [self.settings.waking_hours.start.strftime("%H:%M"),
                                  self.settings.waking_hours.end.strftime("%H:%M")],
             },
@@ -101,6 +107,7 @@ class Inactivity(Rule):
             "last": None if last is None else {
                 "ts": format_ts(last.ts), "device": last.device, "room": last.room,
                 "what": last.what, "exit_door": last.exit_door, "in_bed": last.in_bed,
+                "in_chair": last.in_chair,
             },
             "open": self.open.to_json_obj() if self.open else None,
         }
@@ -109,7 +116,7 @@ class Inactivity(Rule):
         raw = state.get("last")
         self.last = None if raw is None else Activity(
             ts=parse_ts(raw["ts"]), device=raw["device"], room=raw["room"], what=raw["what"],
-            exit_door=raw["exit_door"], in_bed=raw["in_bed"],
+            exit_door=raw["exit_door"], in_bed=raw["in_bed"], in_chair=raw.get("in_chair", False),
         )
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
         self._deadline = self._compute_deadline()

@@ -60,7 +60,8 @@ def test_scenarios_through_telecare_run_reach_the_webhook_as_backtest_predicts(
     bundle = tmp_path / "bundle"
     subprocess.run([TELECARE, "simulate", "--homes", "1", "--days", "2", "--seed", "99",
                     "--out", str(bundle), "--scenario", "pendant@0", "--scenario", "cold_home@0",
-                    "--scenario", "long_lie@1", "--webhook", webhook.url], check=True,
+                    "--scenario", "long_lie@1", "--webhook", webhook.url,
+                    "--layout", "full", "--network", "clean"], check=True,
                    capture_output=True)
     subprocess.run([TELECARE, "backtest", "--readings", str(bundle / "readings.jsonl"),
                     "--config", str(bundle), "--out", str(tmp_path / "expected.jsonl")],
@@ -125,3 +126,31 @@ def test_the_readme_demo_runs_on_the_embedded_broker_and_passes(tmp_path: Path) 
     assert "[CRITICAL pendant]" in proc.stdout
     assert "pendant press -> carer's webhook:" in proc.stdout
     assert "demo passed" in proc.stdout
+
+
+ORDONEZ = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "ordonez"
+
+
+def test_the_real_ordonez_homes_convert_replay_through_run_and_export_unchanged(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    assert ORDONEZ.is_dir(), f"the real recordings are expected at {ORDONEZ}"
+    bundle = tmp_path / "ordonez"
+    subprocess.run([TELECARE, "import-ordonez", str(ORDONEZ), "--out", str(bundle)],
+                   check=True, capture_output=True)
+    sent = (bundle / "readings.jsonl").read_text().splitlines()
+    assert len(sent) > 4000
+    data = tmp_path / "data"
+    service = Service("--config", str(bundle), "--data", str(data), "--mqtt", mosquitto.url)
+    try:
+        assert service.wait_log("subscribed to telecare/v1/#"), "".join(service.lines)
+        subprocess.run([TELECARE, "replay", str(bundle / "readings.jsonl"), "--mqtt",
+                        mosquitto.url, "--no-progress"], check=True, capture_output=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and stored(data) < len(set(sent)):
+            time.sleep(0.1)
+    finally:
+        stop(service)
+    out = tmp_path / "export.jsonl"
+    subprocess.run([TELECARE, "export", "--config", str(bundle), "--data", str(data), "--out",
+                    str(out)], check=True, capture_output=True)
+    assert sorted(out.read_text().splitlines()) == sorted(set(sent))
