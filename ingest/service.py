@@ -1,8 +1,13 @@
 """The ingest stage: judge each MQTT message, store it or set it aside, count what happened.
 
-`handle` is the subscriber's handler. It returns True once the message has landed: stored,
-recognised as a duplicate, or dead-lettered with its reason. It returns False only when the
-store could not be written, so the message stays unacknowledged and comes again.
+`handle` takes a batch from the subscriber and writes it in one transaction: readings
+(de-duplicated by the store), and malformed messages as dead letters with their reason. It
+returns True once the batch has landed, and False when it could not be written or the spool
+towards the time-series database is full, so the batch stays unacknowledged with the broker.
+
+A flood of bad messages from one source (a broken or hostile gateway) is kept aside up to
+`dead_letter_limit` a minute per source; past that each is still counted (by source and
+reason) but not kept one by one, so the flood costs the other homes little.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ingest.store import ReadingStore
-from telecare.reading import BadReading, parse_payload
+from ingest.store import DeadLetter, ReadingStore
+from telecare.reading import BadReading, Reading, parse_payload
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -25,46 +30,69 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def _source(topic: str) -> str:
+    """Which gateway a message claims to come from, for flood accounting."""
+    parts = topic.split("/", 3)
+    return parts[2][:64] if len(parts) > 2 else "?"
+
+
 class IngestService:
     def __init__(self, store: ReadingStore, clock: Clock = wall_clock,
-                 on_stored: Callable[[], None] | None = None) -> None:
+                 on_stored: Callable[[], None] | None = None,
+                 accepting: Callable[[], bool] | None = None,
+                 dead_letter_limit: int = 600) -> None:
         self.store = store
         self.clock = clock
         self.on_stored = on_stored
+        self.accepting = accepting  # False while the spool is full: stop acknowledging
+        self.dead_letter_limit = dead_letter_limit
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
         self._lock = threading.Lock()  # one SQLite connection, possibly several callers
+        self._minute: int | None = None
+        self._kept_this_minute: Counter[str] = Counter()
 
-    def handle(self, topic: str, payload: bytes) -> bool:
+    def handle(self, messages: list[tuple[str, bytes]]) -> bool:
+        if self.accepting is not None and not self.accepting():
+            self.counters["refused_spool_full"] += len(messages)
+            return False
         received_at = self.clock()
-        self.counters["received"] += 1
-        try:
-            reading = parse_payload(topic, payload)
-        except BadReading as bad:
-            return self._dead_letter(topic, payload, bad, received_at)
+        minute = int(received_at.timestamp() // 60)
+        if minute != self._minute:
+            self._minute, self._kept_this_minute = minute, Counter()
+        readings: list[Reading] = []
+        dead: list[DeadLetter] = []
+        overflow: list[tuple[str, str]] = []
+        codes: Counter[str] = Counter()
+        for topic, payload in messages:
+            try:
+                readings.append(parse_payload(topic, payload))
+            except BadReading as bad:
+                codes[bad.code] += 1
+                source = _source(topic)
+                if self._kept_this_minute[source] < self.dead_letter_limit:
+                    self._kept_this_minute[source] += 1
+                    dead.append(DeadLetter(received_at, topic, payload, len(payload), bad.code,
+                                           bad.detail))
+                else:
+                    overflow.append((source, bad.code))
         try:
             with self._lock:
-                new = self.store.add([reading], received_at)[0]
+                new = self.store.add(readings, received_at, dead, overflow)
         except sqlite3.Error as exc:
             self.counters["store_errors"] += 1
-            log.error("could not store a reading (%s); it will be redelivered", exc)
+            log.error("could not store a batch (%s); it will be redelivered", exc)
             return False
-        self.counters["stored" if new else "duplicates"] += 1
-        if new and self.on_stored is not None:
+        stored = sum(new)
+        self.counters["received"] += len(messages)
+        self.counters["stored"] += stored
+        self.counters["duplicates"] += len(new) - stored
+        self.counters["dead_lettered"] += len(dead) + len(overflow)
+        self.counters["dead_letter_overflow"] += len(overflow)
+        self.dead_letter_codes.update(codes)
+        for code, n in codes.items():
+            # The code only: the detail may quote a health value.
+            log.warning("dead-lettered %d message(s): %s", n, code)
+        if stored and self.on_stored is not None:
             self.on_stored()
-        return True
-
-    def _dead_letter(self, topic: str, payload: bytes, bad: BadReading,
-                     received_at: datetime) -> bool:
-        try:
-            with self._lock:
-                self.store.add_dead_letter(topic, payload, bad.code, bad.detail, received_at)
-        except sqlite3.Error as exc:
-            self.counters["store_errors"] += 1
-            log.error("could not keep a dead letter (%s); it will be redelivered", exc)
-            return False
-        self.counters["dead_lettered"] += 1
-        self.dead_letter_codes[bad.code] += 1
-        # The code and topic only: the detail may quote a health value.
-        log.warning("dead-lettered a message on %s: %s", topic[:200], bad.code)
         return True

@@ -30,6 +30,14 @@ CREATE TABLE IF NOT EXISTS readings (
     received_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_us);
+CREATE TABLE IF NOT EXISTS dead_letter_overflow (
+    source TEXT NOT NULL,
+    code TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_us INTEGER NOT NULL,
+    last_us INTEGER NOT NULL,
+    PRIMARY KEY (source, code)
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_us INTEGER NOT NULL,
@@ -67,8 +75,12 @@ class ReadingStore:
         self.conn = conn
         conn.executescript(_SCHEMA)
 
-    def add(self, readings: list[Reading], received_at: datetime) -> list[bool]:
-        """Store readings in one transaction; for each, True if new, False if a duplicate."""
+    def add(self, readings: list[Reading], received_at: datetime,
+            dead: list[DeadLetter] | None = None,
+            overflow: list[tuple[str, str]] | None = None) -> list[bool]:
+        """Store readings and dead letters in one transaction; for each reading, True if new,
+        False if a duplicate. `overflow` counts (source, code) of dead letters past the
+        per-source limit: counted, not kept one by one."""
         received = _us(received_at)
         out = []
         with Transaction(self.conn) as c:
@@ -80,17 +92,32 @@ class ReadingStore:
                      r.battery, received),
                 )
                 out.append(cur.rowcount == 1)
+            for d in dead or []:
+                c.execute(
+                    "INSERT INTO dead_letters (received_us, topic, payload, payload_size, code,"
+                    " reason) VALUES (?,?,?,?,?,?)",
+                    (_us(d.received_at), d.topic[:1024], d.payload[:DEAD_LETTER_KEEP_BYTES],
+                     d.payload_size, d.code, d.reason),
+                )
+            for source, code in overflow or []:
+                c.execute(
+                    "INSERT INTO dead_letter_overflow VALUES (?,?,1,?,?) ON CONFLICT (source, code)"
+                    " DO UPDATE SET count = count + 1, last_us = excluded.last_us",
+                    (source, code, received, received),
+                )
         return out
 
     def add_dead_letter(self, topic: str, payload: bytes, code: str, reason: str,
                         received_at: datetime) -> None:
-        with Transaction(self.conn) as c:
-            c.execute(
-                "INSERT INTO dead_letters (received_us, topic, payload, payload_size, code, reason)"
-                " VALUES (?,?,?,?,?,?)",
-                (_us(received_at), topic[:1024], payload[:DEAD_LETTER_KEEP_BYTES], len(payload),
-                 code, reason),
-            )
+        self.add([], received_at,
+                 [DeadLetter(received_at, topic, payload, len(payload), code, reason)])
+
+    def overflow_counts(self) -> dict[tuple[str, str], int]:
+        rows = self.conn.execute("SELECT source, code, count FROM dead_letter_overflow")
+        return {(s, c): n for s, c, n in rows}
+
+    def max_rowid(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM readings").fetchone()[0])
 
     def since(self, after_rowid: int, limit: int = 1000) -> list[tuple[int, Reading]]:
         """Readings stored after `after_rowid`, in arrival order: detection's input."""

@@ -1,13 +1,22 @@
-"""An MQTT subscriber that acknowledges a message only after its handler says it landed.
+"""An MQTT subscriber that acknowledges a message only after its batch has landed.
 
 As in Telegraf's mqtt_consumer: the subscription is made in on_connect, so every reconnect
-resubscribes; QoS 1 with a persistent session, so the broker keeps what arrives while the
-service is down; manual acknowledgement, so a message whose write failed is redelivered.
+resubscribes; QoS 1 with a persistent session (MQTT v5: clean start off and a session expiry
+interval; 3.1.1: clean session off), so the broker keeps what arrives while the service is
+down; manual acknowledgement, so a message whose write failed is redelivered; and a cap on
+messages in flight (MQTT v5 Receive Maximum, and a bounded queue to the writer).
+
+The network thread only queues messages. A writer thread takes them in batches (up to
+`batch_size`, or whatever came within `linger_s`), hands each batch to the handler in one go
+(one transaction), and acknowledges the whole batch once the handler says it landed. While
+the handler cannot write, nothing is acknowledged and the queue fills: the broker holds the
+rest. That is the back-pressure; nothing is dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,24 +29,33 @@ from telecare.mqtt import BrokerUrl, Protocol, make_client
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue this long while we are away
+Message = tuple[str, bytes]
+# (generation, mid, qos, topic, payload): generation tells which connection delivered it
+_Item = tuple[int, int, int, str, bytes]
 
 
 class MqttSubscriber:
-    """`handler(topic, payload) -> bool`: True when the message is stored (or dead-lettered)
-    and may be acknowledged; False when it could not be written and must come again."""
+    """`handler(messages) -> bool`: True when every message of the batch is stored (or
+    dead-lettered) and may be acknowledged; False when it could not be written."""
 
     def __init__(self, url: BrokerUrl, client_id: str, topic: str,
-                 handler: Callable[[str, bytes], bool], protocol: Protocol = "5",
-                 max_in_flight: int = 1000) -> None:
+                 handler: Callable[[list[Message]], bool], protocol: Protocol = "5",
+                 max_in_flight: int = 1000, batch_size: int = 500,
+                 linger_s: float = 0.005) -> None:
         self.url = url
         self.client_id = client_id
         self.topic = topic
         self.handler = handler
         self.protocol = protocol
         self.max_in_flight = max_in_flight
+        self.batch_size = batch_size
+        self.linger_s = linger_s
         self.connected = threading.Event()
         self._client: mqtt.Client | None = None
         self._stopping = threading.Event()
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_in_flight)
+        self._generation = 0
+        self._writer: threading.Thread | None = None
 
     def start(self) -> None:
         self._stopping.clear()
@@ -46,25 +64,33 @@ class MqttSubscriber:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        props = None
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
-            props.ReceiveMaximum = self.max_in_flight  # the cap on unacknowledged messages
+            props.ReceiveMaximum = self.max_in_flight
             client.connect_async(self.url.host, self.url.port, keepalive=30, clean_start=False,
                                  properties=props)
         else:
             client.connect_async(self.url.host, self.url.port, keepalive=30)
         self._client = client
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer",
+                                        daemon=True)
+        self._writer.start()
         client.loop_start()
 
     def stop(self) -> None:
-        self._stopping.set()
+        """Stop taking messages, write and acknowledge what was taken, then disconnect.
+        Anything not acknowledged stays with the broker for the next start."""
         client = self._client
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
-            self._client = None
+        if client is None:
+            return
+        client.on_message = lambda *a: None  # take nothing more
+        self._stopping.set()
+        if self._writer is not None:
+            self._writer.join(30)
+        client.disconnect()
+        client.loop_stop()
+        self._client = None
         self.connected.clear()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
@@ -72,6 +98,7 @@ class MqttSubscriber:
         if reason.is_failure:
             log.error("broker refused connection: %s", reason)
             return
+        self._generation += 1
         client.subscribe(self.topic, qos=1)
         self.connected.set()
         log.info("connected to %s, subscribed to %s", self.url, self.topic)
@@ -83,18 +110,52 @@ class MqttSubscriber:
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        delay = 0.1
-        while True:
+        item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+        while not self._stopping.is_set():
             try:
-                landed = self.handler(msg.topic, bytes(msg.payload))
-            except Exception:  # a handler bug must not take the network loop down
-                log.exception("handler failed")
-                landed = False
-            if landed or self._stopping.is_set():
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue  # the writer is behind: hold the network loop, the broker waits
+
+    def _take_batch(self) -> list[_Item]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self._queue.get(timeout=self.linger_s))
+            except queue.Empty:
                 break
-            # The store is down: hold this message unacknowledged and try again. Holding the
-            # network loop is the back-pressure: the broker keeps the rest for us meanwhile.
-            self._stopping.wait(delay)
-            delay = min(delay * 2, 5.0)
-        if landed and msg.qos > 0:
-            client.ack(msg.mid, msg.qos)
+        return batch
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                if self._stopping.is_set():
+                    return
+                continue
+            messages = [(topic, payload) for _, _, _, topic, payload in batch]
+            delay = 0.1
+            while True:
+                try:
+                    landed = self.handler(messages)
+                except Exception:  # a handler bug must not stop the writer
+                    log.exception("handler failed")
+                    landed = False
+                if landed:
+                    break
+                if self._stopping.wait(delay):
+                    return  # stopping with this batch unacknowledged: the broker keeps it
+                delay = min(delay * 2, 5.0)
+            client = self._client
+            if client is None:
+                return
+            for generation, mid, qos, _, _ in batch:
+                # An ack for a message of an earlier connection would name a packet id the
+                # broker may have reused: skip it; the broker redelivers and we de-duplicate.
+                if qos > 0 and generation == self._generation:
+                    client.ack(mid, qos)

@@ -98,7 +98,9 @@ def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True
 
 
 def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol: str,
-           stages: tuple[str, ...], log_level: str, share_group: str | None = None) -> None:
+           stages: tuple[str, ...], log_level: str, share_group: str | None = None,
+           influx_url: str | None = None) -> None:
+    from ingest.influx import InfluxTarget
     from telecare.pipeline import Pipeline
 
     _setup_logging(log_level)
@@ -112,7 +114,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    pipeline = Pipeline(config, data, url, chosen, stages, share_group=share_group)
+    pipeline = Pipeline(config, data, url, chosen, stages, share_group=share_group,
+                        influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None)
     pipeline.start()
     log.info("running %s for %d homes; state in %s", "+".join(stages), len(config.homes), data)
     try:
@@ -132,9 +135,14 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
     @log_option
     @click.option("--share-group", default=None, envvar="TELECARE_SHARE_GROUP",
                   help="MQTT v5 shared-subscription group, for several ingest workers")
+    @click.option("--influx", "influx_url", default=None, envvar="TELECARE_INFLUX_URL",
+                  help="InfluxDB URL to forward readings to (token, org, bucket from "
+                       "TELECARE_INFLUX_TOKEN/ORG/BUCKET)")
     def command(config_dir: str, data_dir: str | None, mqtt_url: str | None,
-                mqtt_protocol: str, log_level: str, share_group: str | None) -> None:
-        _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group)
+                mqtt_protocol: str, log_level: str, share_group: str | None,
+                influx_url: str | None) -> None:
+        _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group,
+               influx_url)
 
 
 _serve_command("run", ("ingest", "detect", "alerts"),

@@ -14,10 +14,12 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from alerts.notifiers import Notifier
 from alerts.service import AlertService
 from detect.service import DetectService
+from ingest.influx import InfluxForwarder, InfluxTarget
 from ingest.service import IngestService
 from ingest.store import ReadingStore
 from ingest.subscriber import MqttSubscriber
@@ -34,7 +36,8 @@ class Pipeline:
     def __init__(self, config: Config, data_dir: Path, broker: BrokerUrl | None,
                  protocol: Protocol = "5", stages: Sequence[str] = STAGES,
                  notifiers: Sequence[Notifier] | None = None,
-                 share_group: str | None = None, topic: str = f"{TOPIC_PREFIX}/#") -> None:
+                 share_group: str | None = None, topic: str = f"{TOPIC_PREFIX}/#",
+                 influx: InfluxTarget | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.broker = broker
@@ -43,7 +46,9 @@ class Pipeline:
         self.notifiers = notifiers
         self.share_group = share_group
         self.topic = topic  # everything under telecare/v1, so bad topics are dead-lettered too
-        self._stops = {"detect": threading.Event(), "alerts": threading.Event()}
+        self.influx = influx
+        self.forwarder: InfluxForwarder | None = None
+        self._stops = {name: threading.Event() for name in ("forward", "detect", "alerts")}
         self.ingest: IngestService | None = None
         self.subscriber: MqttSubscriber | None = None
         self.detect: DetectService | None = None
@@ -59,16 +64,27 @@ class Pipeline:
         if "ingest" in self.stages:
             if self.broker is None:
                 raise ValueError("the ingest stage needs a broker")
-            wake_detect = self.detect.wake.set if self.detect else None
-            self.ingest = IngestService(ReadingStore(connect(self.data_dir)),
-                                        on_stored=wake_detect)
+            if self.influx is not None:
+                self.forwarder = InfluxForwarder(connect(self.data_dir), self.config,
+                                                 self.influx)
+            wakes = [s.wake for s in (self.detect, self.forwarder) if s is not None]
+
+            def wake_next() -> None:
+                for event in wakes:
+                    event.set()
+
+            self.ingest = IngestService(
+                ReadingStore(connect(self.data_dir)), on_stored=wake_next,
+                accepting=self.forwarder.accepting if self.forwarder else None)
             digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
             topic = self.topic
             if self.share_group:
                 topic = f"$share/{self.share_group}/{topic}"
             self.subscriber = MqttSubscriber(self.broker, f"telecare-ingest-{digest}", topic,
                                              self.ingest.handle, self.protocol)
-        for name, service in (("detect", self.detect), ("alerts", self.alerts)):
+        services: tuple[tuple[str, Any], ...] = (
+            ("forward", self.forwarder), ("detect", self.detect), ("alerts", self.alerts))
+        for name, service in services:
             if service is not None:
                 t = threading.Thread(target=service.run, args=(self._stops[name],), name=name,
                                      daemon=True)
@@ -84,7 +100,8 @@ class Pipeline:
         if self.subscriber is not None:
             self.subscriber.stop()
         # In flow order, so each stage drains what the one before it finished.
-        for name, service in (("detect", self.detect), ("alerts", self.alerts)):
+        for name, service in (("forward", self.forwarder), ("detect", self.detect),
+                              ("alerts", self.alerts)):
             self._stops[name].set()
             if service is not None:
                 service.wake.set()
