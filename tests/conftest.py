@@ -83,6 +83,60 @@ class Mosquitto:
             self.proc = None
 
 
+class VictoriaMetrics:
+    """Debian's victoria-metrics: it accepts influxdb-client's /api/v2/write calls unchanged
+    (InfluxDB 2 is not packaged for these machines), and its export API reads them back.
+    Samples at one timestamp are de-duplicated, as InfluxDB overwrites a point."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+        if not os.path.exists(binary):
+            pytest.fail("victoria-metrics is not installed: run .ci/run (it installs it) or "
+                        "apt-get install victoria-metrics", pytrace=False)
+        self.binary = binary
+        self.port = _free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="telecare-vm-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, f"-httpListenAddr=127.0.0.1:{self.port}",
+             f"-storageDataPath={self.dir}", "-retentionPeriod=100y",
+             "-search.latencyOffset=0s", "-dedup.minScrapeInterval=1ms",
+             "-search.disableCache"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _wait_port(self.port, 30):
+            raise RuntimeError("victoria-metrics did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """Every series matching a PromQL selector, with its values and timestamps."""
+        import urllib.parse
+        import urllib.request
+
+        query = urllib.parse.urlencode({"match[]": match})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=60) as resp:
+            return [json.loads(line) for line in resp.read().decode().splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def victoria() -> Iterator[VictoriaMetrics]:
+    server = VictoriaMetrics()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def mosquitto() -> Iterator[Mosquitto]:
     broker = Mosquitto()
