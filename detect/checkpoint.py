@@ -15,20 +15,40 @@ CREATE TABLE IF NOT EXISTS detect_meta (key TEXT PRIMARY KEY, value TEXT);
 
 
 class Checkpoint:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    """`partition` names a detection worker's share ("" for a single worker): each worker
+    keeps its own cursor and watermark; home states are each home's own."""
+
+    def __init__(self, conn: sqlite3.Connection, partition: str = "") -> None:
         self.conn = conn
+        self.suffix = f":{partition}" if partition else ""
         conn.executescript(_SCHEMA)
 
     def load(self) -> tuple[int, str | None, dict[str, dict[str, Any]]]:
         meta = dict(self.conn.execute("SELECT key, value FROM detect_meta").fetchall())
         homes = {h: json.loads(s) for h, s in
                  self.conn.execute("SELECT home, state FROM detect_state").fetchall()}
-        return int(meta.get("cursor") or 0), meta.get("watermark"), homes
+        return (int(meta.get(f"cursor{self.suffix}") or 0), meta.get(f"watermark{self.suffix}"),
+                homes)
+
+    def arrived_upto(self) -> tuple[int | None, set[int]]:
+        """Where reading in arrival order got to, and the readings past it already taken."""
+        meta = dict(self.conn.execute("SELECT key, value FROM detect_meta").fetchall())
+        upto = meta.get(f"arrived{self.suffix}")
+        band = json.loads(meta.get(f"band{self.suffix}") or "[]")
+        return (int(upto) if upto is not None else None), set(band)
 
     def save_in(self, conn: sqlite3.Connection, cursor: int, watermark: str | None,
-                homes: dict[str, dict[str, Any]]) -> None:
+                homes: dict[str, dict[str, Any]], arrived_upto: int | None = None,
+                band_done: set[int] | None = None) -> None:
         """Write within the caller's transaction."""
-        conn.execute("INSERT OR REPLACE INTO detect_meta VALUES ('cursor', ?)", (str(cursor),))
-        conn.execute("INSERT OR REPLACE INTO detect_meta VALUES ('watermark', ?)", (watermark,))
+        if arrived_upto is not None:
+            conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+                         (f"arrived{self.suffix}", str(arrived_upto)))
+            conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+                         (f"band{self.suffix}", json.dumps(sorted(band_done or ()))))
+        conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+                     (f"cursor{self.suffix}", str(cursor)))
+        conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+                     (f"watermark{self.suffix}", watermark))
         conn.executemany("INSERT OR REPLACE INTO detect_state VALUES (?, ?)",
                          [(h, json.dumps(s, sort_keys=True)) for h, s in homes.items()])

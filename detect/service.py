@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from alerts.store import AlertStore
 from detect.checkpoint import Checkpoint
@@ -14,39 +16,109 @@ from detect.engine import Detector
 from ingest.store import ReadingStore
 from telecare.config import Config
 from telecare.db import Transaction
+from telecare.reading import Reading
 
 log = logging.getLogger(__name__)
 
 
+def partition_of(home: str, partitions: int) -> int:
+    """Which detection worker owns a home: stable across processes and restarts."""
+    return zlib.crc32(home.encode()) % partitions
+
+
 class DetectService:
+    """`partition=(i, n)`: this worker follows the homes with `partition_of(home, n) == i`,
+    so each home's state lives in exactly one worker however many there are.
+
+    `hold_s`, with several ingest workers on a shared subscription: the broker hands a
+    home's messages to the workers in turn, and they may arrive out of order by a few
+    milliseconds. Detection reads in arrival order up to the workers' arrival watermark
+    (everything that arrived before it is stored), and a reading is handed on only once
+    `hold_s` of arrivals have settled after it, together with any later-arriving reading
+    of the same home that is older: so each home's readings reach detection in event-time
+    order as long as the workers' arrival skew stays under `hold_s`."""
+
     def __init__(self, conn: sqlite3.Connection, config: Config,
-                 on_alerts: Callable[[], None] | None = None, batch: int = 500) -> None:
+                 on_alerts: Callable[[], None] | None = None, batch: int = 500,
+                 partition: tuple[int, int] = (0, 1), hold_s: float = 0.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.conn = conn
         self.readings = ReadingStore(conn)
         self.alerts = AlertStore(conn)
-        self.checkpoint = Checkpoint(conn)
+        self.partition = partition
+        self.checkpoint = Checkpoint(conn, "" if partition == (0, 1) else
+                                     f"{partition[0]}/{partition[1]}")
         self.detector = Detector(config)
         self.on_alerts = on_alerts
         self.batch = batch
+        self.hold = timedelta(seconds=hold_s)
+        self.clock = clock
+        self.observed: Callable[[Reading], None] | None = None  # a hook for tests and tracing
         cursor, watermark, homes = self.checkpoint.load()
+        self.arrived_upto, self.band_done = self.checkpoint.arrived_upto()
+        if partition[1] > 1:
+            homes = {h: s for h, s in homes.items()
+                     if partition_of(h, partition[1]) == partition[0]}
         self.cursor = cursor
         self.detector.load(watermark, homes)
         self.wake = threading.Event()
 
+    def _settled(self, complete: datetime
+                 ) -> tuple[int, int, list[tuple[int, Reading]], set[int]]:
+        top, _, fetched = self.readings.arrived(self.cursor, self.arrived_upto, complete)
+        settled = int(((complete - self.hold) - datetime(1970, 1, 1, tzinfo=UTC))
+                      / timedelta(microseconds=1))
+        if self.arrived_upto is not None:
+            settled = max(settled, self.arrived_upto)
+        fresh = [(rowid, at, r) for rowid, at, r in fetched if rowid not in self.band_done]
+        take = [(rowid, r) for rowid, at, r in fresh if at <= settled]
+        newest: dict[str, datetime] = {}
+        for _, r in take:
+            newest[r.home] = max(newest.get(r.home, r.ts), r.ts)
+        band = [(rowid, r) for rowid, at, r in fresh if at > settled]
+        early = [(rowid, r) for rowid, r in band if r.home in newest and r.ts <= newest[r.home]]
+        # Band readings handed on now are remembered, so the next read (which sees the band
+        # again) does not hand them on twice.
+        still_in_band = {rowid for rowid, at, _ in fetched if at > settled}
+        band_done = (self.band_done & still_in_band) | {rowid for rowid, _ in early}
+        return top, settled, take + early, band_done
+
+    def backlog(self) -> int:
+        return max(self.readings.max_rowid() - self.cursor, 0)
+
     def step(self) -> int:
         """Process one batch of new readings; return how many."""
-        rows = self.readings.since(self.cursor, self.batch)
+        arrived_upto: int | None = None
+        band_done = self.band_done
+        if self.hold:
+            now = self.clock()
+            # Several ingest workers: take, in arrival order, what arrived before every live
+            # worker's arrival watermark: nothing that arrived earlier can still be on its way.
+            watermark = self.readings.arrival_watermark(now)
+            cutoff = min(now - self.hold, watermark) if watermark else now - self.hold
+            cursor, arrived_upto, rows, band_done = self._settled(cutoff)
+        else:
+            rows = self.readings.since(self.cursor, self.batch)
+            cursor = rows[-1][0] if rows else self.cursor
         if not rows:
+            # Nothing to hand on; where reading got to moves on all the same (it need not be
+            # saved: the last saved position is consistent, and reading again from it is safe).
+            self.cursor, self.arrived_upto, self.band_done = cursor, arrived_upto, band_done
             return 0
+        index, count = self.partition
+        mine = [r for _, r in rows if count == 1 or partition_of(r.home, count) == index]
+        mine.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
         changes = []
-        for _, reading in rows:
+        for reading in mine:
+            if self.observed is not None:
+                self.observed(reading)
             changes.extend(self.detector.process(reading))
-        cursor = rows[-1][0]
         touched = {h: self.detector.state_of(h) for h in self.detector.touched}
         with Transaction(self.conn) as c:
             self.alerts.record_in(c, changes)
-            self.checkpoint.save_in(c, cursor, self.detector.watermark_text(), touched)
-        self.cursor = cursor
+            self.checkpoint.save_in(c, cursor, self.detector.watermark_text(), touched,
+                                    arrived_upto, band_done)
+        self.cursor, self.arrived_upto, self.band_done = cursor, arrived_upto, band_done
         self.detector.touched.clear()
         if changes:
             for alert in changes:

@@ -40,19 +40,34 @@ class IngestService:
     def __init__(self, store: ReadingStore, clock: Clock = wall_clock,
                  on_stored: Callable[[], None] | None = None,
                  accepting: Callable[[], bool] | None = None,
-                 dead_letter_limit: int = 600) -> None:
+                 dead_letter_limit: int = 600, worker: str = "ingest",
+                 waiting_since: Callable[[], float | None] | None = None) -> None:
         self.store = store
         self.clock = clock
         self.on_stored = on_stored
         self.accepting = accepting  # False while the spool is full: stop acknowledging
         self.dead_letter_limit = dead_letter_limit
+        self.worker = worker
+        # Arrival time of the oldest message taken from the broker but not yet handed here
+        # (None: none waiting). With it, each write also records this worker's arrival
+        # watermark, which detection uses to put several workers' writes in order.
+        self.waiting_since = waiting_since
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
         self._lock = threading.Lock()  # one SQLite connection, possibly several callers
         self._minute: int | None = None
+        self._newest: datetime | None = None
         self._kept_this_minute: Counter[str] = Counter()
 
-    def handle(self, messages: list[tuple[str, bytes]]) -> bool:
+    def newest_event_lag_s(self) -> float | None:
+        """Wall clock minus the event time of the newest reading taken in (for a replay of
+        old recordings this is large by design)."""
+        if self._newest is None:
+            return None
+        return (self.clock() - self._newest).total_seconds()
+
+    def handle(self, messages: list[tuple[str, bytes, float]]) -> bool:
+        """Each message is (topic, payload, arrival time as Unix seconds)."""
         if self.accepting is not None and not self.accepting():
             self.counters["refused_spool_full"] += len(messages)
             return False
@@ -61,12 +76,14 @@ class IngestService:
         if minute != self._minute:
             self._minute, self._kept_this_minute = minute, Counter()
         readings: list[Reading] = []
+        arrived: list[datetime] = []
         dead: list[DeadLetter] = []
         overflow: list[tuple[str, str]] = []
         codes: Counter[str] = Counter()
-        for topic, payload in messages:
+        for topic, payload, at in messages:
             try:
                 readings.append(parse_payload(topic, payload))
+                arrived.append(datetime.fromtimestamp(at, UTC))
             except BadReading as bad:
                 codes[bad.code] += 1
                 source = _source(topic)
@@ -76,14 +93,20 @@ class IngestService:
                                            bad.detail))
                 else:
                     overflow.append((source, bad.code))
+        waiting = self.waiting_since() if self.waiting_since is not None else None
+        low = datetime.fromtimestamp(waiting, UTC) if waiting is not None else received_at
         try:
             with self._lock:
-                new = self.store.add(readings, received_at, dead, overflow)
+                new = self.store.add(readings, received_at, dead, overflow, arrived,
+                                     (self.worker, low))
         except sqlite3.Error as exc:
             self.counters["store_errors"] += 1
             log.error("could not store a batch (%s); it will be redelivered", exc)
             return False
         stored = sum(new)
+        if readings:
+            newest = max(r.ts for r in readings)
+            self._newest = newest if self._newest is None else max(self._newest, newest)
         self.counters["received"] += len(messages)
         self.counters["stored"] += stored
         self.counters["duplicates"] += len(new) - stored

@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS readings (
     received_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_us);
+CREATE INDEX IF NOT EXISTS readings_arrived ON readings (received_us);
+CREATE TABLE IF NOT EXISTS ingest_workers (
+    worker TEXT PRIMARY KEY,
+    low_us INTEGER NOT NULL,   -- nothing this worker has yet to write arrived before this
+    beat_us INTEGER NOT NULL   -- when it last said so
+);
 CREATE TABLE IF NOT EXISTS dead_letter_overflow (
     source TEXT NOT NULL,
     code TEXT NOT NULL,
@@ -77,14 +83,20 @@ class ReadingStore:
 
     def add(self, readings: list[Reading], received_at: datetime,
             dead: list[DeadLetter] | None = None,
-            overflow: list[tuple[str, str]] | None = None) -> list[bool]:
+            overflow: list[tuple[str, str]] | None = None,
+            arrived: list[datetime] | None = None,
+            worker: tuple[str, datetime] | None = None) -> list[bool]:
         """Store readings and dead letters in one transaction; for each reading, True if new,
         False if a duplicate. `overflow` counts (source, code) of dead letters past the
-        per-source limit: counted, not kept one by one."""
+        per-source limit: counted, not kept one by one. `arrived`: each reading's own
+        arrival time, where known (else `received_at`). `worker`: (name, low) for the
+        arrival watermark of an ingest worker (see `arrival_watermark`)."""
         received = _us(received_at)
         out = []
         with Transaction(self.conn) as c:
-            for r in readings:
+            for i, r in enumerate(readings):
+                if arrived is not None:
+                    received = _us(arrived[i])
                 cur = c.execute(
                     "INSERT OR IGNORE INTO readings (dedupe_key, home, device, kind, ts_us, value,"
                     " seq, battery, received_us) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -99,11 +111,14 @@ class ReadingStore:
                     (_us(d.received_at), d.topic[:1024], d.payload[:DEAD_LETTER_KEEP_BYTES],
                      d.payload_size, d.code, d.reason),
                 )
+            if worker is not None:
+                c.execute("INSERT OR REPLACE INTO ingest_workers VALUES (?,?,?)",
+                          (worker[0], _us(worker[1]), _us(received_at)))
             for source, code in overflow or []:
                 c.execute(
                     "INSERT INTO dead_letter_overflow VALUES (?,?,1,?,?) ON CONFLICT (source, code)"
                     " DO UPDATE SET count = count + 1, last_us = excluded.last_us",
-                    (source, code, received, received),
+                    (source, code, _us(received_at), _us(received_at)),
                 )
         return out
 
@@ -112,6 +127,40 @@ class ReadingStore:
         self.add([], received_at,
                  [DeadLetter(received_at, topic, payload, len(payload), code, reason)])
 
+    def arrived(self, after_rowid: int, after_us: int | None, upto: datetime
+                ) -> tuple[int, int, list[tuple[int, int, Reading]]]:
+        """Readings that arrived up to `upto` and were not taken before, in arrival order.
+
+        Taken before means: arrived at or before `after_us`, and stored at or before
+        `after_rowid`. A row stored later but with an older arrival (a worker that was slow
+        to write) is still found by its rowid: nothing is skipped. Returns the new
+        (after_rowid, after_us) and the rows as (rowid, arrival in µs, reading)."""
+        upto_us = _us(upto)
+        low = after_us if after_us is not None else -(2**62)
+        upto_us = max(upto_us, low)
+        self.conn.execute("BEGIN")  # one snapshot: max(rowid) and the rows agree
+        try:
+            top = int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM readings")
+                      .fetchone()[0])
+            rows = self.conn.execute(
+                "SELECT rowid, home, device, kind, ts_us, value, seq, battery, received_us"
+                " FROM readings WHERE received_us > ? AND received_us <= ? AND rowid <= ?"
+                " UNION SELECT rowid, home, device, kind, ts_us, value, seq, battery, received_us"
+                " FROM readings WHERE rowid > ? AND rowid <= ? AND received_us <= ?"
+                " ORDER BY 1",
+                (low, upto_us, top, after_rowid, top, low),
+            ).fetchall()
+        finally:
+            self.conn.execute("COMMIT")
+        return top, upto_us, [(row[0], row[8], _row_reading(row[1:8])) for row in rows]
+
+    def arrival_watermark(self, now: datetime, alive: float = 5.0) -> datetime | None:
+        """The earliest arrival time that a live ingest worker may still have to write:
+        every reading that arrived before it is already stored. None if no worker is live."""
+        rows = self.conn.execute("SELECT min(low_us) FROM ingest_workers WHERE beat_us >= ?",
+                                 (_us(now) - int(alive * 1_000_000),)).fetchone()
+        return _from_us(rows[0]) if rows and rows[0] is not None else None
+
     def overflow_counts(self) -> dict[tuple[str, str], int]:
         rows = self.conn.execute("SELECT source, code, count FROM dead_letter_overflow")
         return {(s, c): n for s, c, n in rows}
@@ -119,14 +168,22 @@ class ReadingStore:
     def max_rowid(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM readings").fetchone()[0])
 
-    def since(self, after_rowid: int, limit: int = 1000) -> list[tuple[int, Reading]]:
-        """Readings stored after `after_rowid`, in arrival order: detection's input."""
+    def since(self, after_rowid: int, limit: int = 1000,
+              received_before: datetime | None = None) -> list[tuple[int, Reading]]:
+        """Readings stored after `after_rowid`, in arrival order: detection's input. With
+        `received_before`, only the leading run of rows received before then."""
         rows = self.conn.execute(
-            "SELECT rowid, home, device, kind, ts_us, value, seq, battery FROM readings"
-            " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT rowid, home, device, kind, ts_us, value, seq, battery, received_us"
+            " FROM readings WHERE rowid > ? ORDER BY rowid LIMIT ?",
             (after_rowid, limit),
         ).fetchall()
-        return [(row[0], _row_reading(row[1:])) for row in rows]
+        if received_before is not None:
+            cutoff = _us(received_before)
+            for i, row in enumerate(rows):
+                if row[8] > cutoff:
+                    rows = rows[:i]
+                    break
+        return [(row[0], _row_reading(row[1:8])) for row in rows]
 
     def export(self, since: datetime | None = None, until: datetime | None = None
                ) -> Iterator[Reading]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,22 +30,22 @@ from telecare.mqtt import BrokerUrl, Protocol, make_client
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue this long while we are away
-Message = tuple[str, bytes]
-# (generation, mid, qos, topic, payload): generation tells which connection delivered it
-_Item = tuple[int, int, int, str, bytes]
+Message = tuple[str, bytes, float]  # topic, payload, when it arrived (Unix seconds)
+# (generation, mid, qos, topic, payload, arrived): generation tells which connection
+_Item = tuple[int, int, int, str, bytes, float]
 
 
 class MqttSubscriber:
     """`handler(messages) -> bool`: True when every message of the batch is stored (or
     dead-lettered) and may be acknowledged; False when it could not be written."""
 
-    def __init__(self, url: BrokerUrl, client_id: str, topic: str,
+    def __init__(self, url: BrokerUrl, client_id: str, topic: str | list[str],
                  handler: Callable[[list[Message]], bool], protocol: Protocol = "5",
                  max_in_flight: int = 1000, batch_size: int = 500,
                  linger_s: float = 0.005) -> None:
         self.url = url
         self.client_id = client_id
-        self.topic = topic
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
         self.handler = handler
         self.protocol = protocol
         self.max_in_flight = max_in_flight
@@ -99,9 +100,9 @@ class MqttSubscriber:
             log.error("broker refused connection: %s", reason)
             return
         self._generation += 1
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(t, 1) for t in self.topics])
         self.connected.set()
-        log.info("connected to %s, subscribed to %s", self.url, self.topic)
+        log.info("connected to %s, subscribed to %s", self.url, ", ".join(self.topics))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
@@ -110,13 +111,18 @@ class MqttSubscriber:
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+        item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time())
         while not self._stopping.is_set():
             try:
                 self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue  # the writer is behind: hold the network loop, the broker waits
+
+    def waiting_since(self) -> float | None:
+        """Arrival time of the oldest message queued for the writer, if any."""
+        with self._queue.mutex:
+            return self._queue.queue[0][5] if self._queue.queue else None
 
     def _take_batch(self) -> list[_Item]:
         try:
@@ -132,13 +138,23 @@ class MqttSubscriber:
         return batch
 
     def _write_loop(self) -> None:
+        announced = False
         while True:
+            if not announced:
+                try:
+                    announced = bool(self.handler([]))  # here, and nothing waiting yet
+                except Exception:
+                    log.exception("handler failed")
             batch = self._take_batch()
             if not batch:
                 if self._stopping.is_set():
                     return
+                try:
+                    self.handler([])  # idle: say so, so detection need not wait for us
+                except Exception:
+                    log.exception("handler failed")
                 continue
-            messages = [(topic, payload) for _, _, _, topic, payload in batch]
+            messages = [(topic, payload, at) for _, _, _, topic, payload, at in batch]
             delay = 0.1
             while True:
                 try:
@@ -154,7 +170,7 @@ class MqttSubscriber:
             client = self._client
             if client is None:
                 return
-            for generation, mid, qos, _, _ in batch:
+            for generation, mid, qos, _, _, _ in batch:
                 # An ack for a message of an earlier connection would name a packet id the
                 # broker may have reused: skip it; the broker redelivers and we de-duplicate.
                 if qos > 0 and generation == self._generation:

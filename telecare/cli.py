@@ -23,9 +23,15 @@ from telecare.reading import BadReading, parse_jsonl_line, parse_ts
 log = logging.getLogger("telecare")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from telecare.ops import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 def _load(config_dir: str) -> Config:
@@ -99,11 +105,12 @@ def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True
 
 def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol: str,
            stages: tuple[str, ...], log_level: str, share_group: str | None = None,
-           influx_url: str | None = None) -> None:
+           influx_url: str | None = None, metrics_port: int | None = None,
+           log_format: str = "text", partition: str = "0/1", worker: str = "") -> None:
     from ingest.influx import InfluxTarget
     from telecare.pipeline import Pipeline
 
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     config = _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
     url: BrokerUrl | None = None
@@ -114,14 +121,29 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    try:
+        index, count = (int(x) for x in partition.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"{partition!r} is not I/N with 0 <= I < N",
+                                 param_hint="--partition") from None
     pipeline = Pipeline(config, data, url, chosen, stages, share_group=share_group,
-                        influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None)
+                        influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None,
+                        partition=(index, count), worker=worker)
     pipeline.start()
+    ops = None
+    if metrics_port is not None:
+        from telecare.ops import serve_ops
+
+        ops = serve_ops(pipeline, metrics_port)
+        log.info("metrics on http://127.0.0.1:%d/metrics, health on /healthz", metrics_port)
     log.info("running %s for %d homes; state in %s", "+".join(stages), len(config.homes), data)
     try:
         stop.wait()
     finally:
         pipeline.stop()
+        if ops is not None:
+            ops.shutdown()
         if embedded is not None:
             embedded.stop()
 
@@ -138,11 +160,21 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
     @click.option("--influx", "influx_url", default=None, envvar="TELECARE_INFLUX_URL",
                   help="InfluxDB URL to forward readings to (token, org, bucket from "
                        "TELECARE_INFLUX_TOKEN/ORG/BUCKET)")
+    @click.option("--metrics-port", default=None, type=int, envvar="TELECARE_METRICS_PORT",
+                  help="serve Prometheus /metrics and /healthz on this loopback port")
+    @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+                  envvar="TELECARE_LOG_FORMAT")
+    @click.option("--partition", default="0/1", envvar="TELECARE_DETECT_PARTITION",
+                  show_default=True,
+                  help="I/N: this detection worker follows the homes hashed to I of N")
+    @click.option("--worker-id", "worker", default="", envvar="TELECARE_WORKER_ID",
+                  help="a stable name per ingest worker, when several share a subscription")
     def command(config_dir: str, data_dir: str | None, mqtt_url: str | None,
                 mqtt_protocol: str, log_level: str, share_group: str | None,
-                influx_url: str | None) -> None:
+                influx_url: str | None, metrics_port: int | None, log_format: str,
+                partition: str, worker: str) -> None:
         _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group,
-               influx_url)
+               influx_url, metrics_port, log_format, partition, worker)
 
 
 _serve_command("run", ("ingest", "detect", "alerts"),

@@ -36,8 +36,9 @@ class Pipeline:
     def __init__(self, config: Config, data_dir: Path, broker: BrokerUrl | None,
                  protocol: Protocol = "5", stages: Sequence[str] = STAGES,
                  notifiers: Sequence[Notifier] | None = None,
-                 share_group: str | None = None, topic: str = f"{TOPIC_PREFIX}/#",
-                 influx: InfluxTarget | None = None) -> None:
+                 share_group: str | None = None, topic: str | list[str] = f"{TOPIC_PREFIX}/#",
+                 influx: InfluxTarget | None = None, partition: tuple[int, int] = (0, 1),
+                 hold_s: float | None = None, worker: str = "") -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.broker = broker
@@ -47,6 +48,11 @@ class Pipeline:
         self.share_group = share_group
         self.topic = topic  # everything under telecare/v1, so bad topics are dead-lettered too
         self.influx = influx
+        self.partition = partition
+        self.worker = worker  # tells apart ingest workers that share one data folder
+        # With several ingest workers a home's readings may be committed a little out of
+        # order: let detection wait a moment and sort. One worker needs no wait.
+        self.hold_s = hold_s if hold_s is not None else (0.2 if share_group else 0.0)
         self.forwarder: InfluxForwarder | None = None
         self._stops = {name: threading.Event() for name in ("forward", "detect", "alerts")}
         self.ingest: IngestService | None = None
@@ -60,7 +66,8 @@ class Pipeline:
             self.alerts = AlertService(connect(self.data_dir), self.config, self.notifiers)
         if "detect" in self.stages:
             wake_alerts = self.alerts.wake.set if self.alerts else None
-            self.detect = DetectService(connect(self.data_dir), self.config, wake_alerts)
+            self.detect = DetectService(connect(self.data_dir), self.config, wake_alerts,
+                                        partition=self.partition, hold_s=self.hold_s)
         if "ingest" in self.stages:
             if self.broker is None:
                 raise ValueError("the ingest stage needs a broker")
@@ -77,11 +84,14 @@ class Pipeline:
                 ReadingStore(connect(self.data_dir)), on_stored=wake_next,
                 accepting=self.forwarder.accepting if self.forwarder else None)
             digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
-            topic = self.topic
+            topics = [self.topic] if isinstance(self.topic, str) else self.topic
             if self.share_group:
-                topic = f"$share/{self.share_group}/{topic}"
-            self.subscriber = MqttSubscriber(self.broker, f"telecare-ingest-{digest}", topic,
+                topics = [f"$share/{self.share_group}/{t}" for t in topics]
+            client_id = f"telecare-ingest-{digest}" + (f"-{self.worker}" if self.worker else "")
+            self.subscriber = MqttSubscriber(self.broker, client_id, topics,
                                              self.ingest.handle, self.protocol)
+            self.ingest.worker = client_id
+            self.ingest.waiting_since = self.subscriber.waiting_since
         services: tuple[tuple[str, Any], ...] = (
             ("forward", self.forwarder), ("detect", self.detect), ("alerts", self.alerts))
         for name, service in services:

@@ -1,0 +1,123 @@
+"""Operations: Prometheus metrics, a health check, and structured logs.
+
+`serve_ops(pipeline, port)` serves `/metrics` (Prometheus text format, via prometheus-client)
+and `/healthz` (JSON; HTTP 200 when healthy, 503 when not) on loopback. Counters come straight
+from the stages' own counts; nothing here carries a health value or a payload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from telecare.pipeline import Pipeline
+
+
+class PipelineCollector(Collector):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        p = self.pipeline
+        if p.ingest is not None:
+            c = p.ingest.counters
+            for name, help_text in (
+                ("received", "MQTT messages taken in"),
+                ("stored", "readings stored (new)"),
+                ("duplicates", "readings already stored (redelivered or resent)"),
+                ("dead_lettered", "malformed messages set aside with a reason"),
+                ("dead_letter_overflow", "malformed messages past a source's per-minute keep"),
+                ("store_errors", "batches that could not be written (redelivered)"),
+                ("refused_spool_full", "messages left with the broker while the spool was full"),
+            ):
+                yield CounterMetricFamily(f"telecare_ingest_{name}", help_text, value=c[name])
+            codes = CounterMetricFamily("telecare_ingest_dead_letter_reasons",
+                                        "malformed messages by reason", labels=["reason"])
+            for code, n in sorted(p.ingest.dead_letter_codes.items()):
+                codes.add_metric([code], n)
+            yield codes
+            lag = p.ingest.newest_event_lag_s()
+            if lag is not None:
+                yield GaugeMetricFamily("telecare_ingest_lag_seconds",
+                                        "wall clock minus event time of the newest reading",
+                                        value=lag)
+        if p.forwarder is not None:
+            yield GaugeMetricFamily("telecare_spool_readings",
+                                    "readings waiting for the time-series database",
+                                    value=p.forwarder.backlog())
+            yield GaugeMetricFamily("telecare_database_up", "1 if the last write landed",
+                                    value=1.0 if p.forwarder.healthy else 0.0)
+        if p.detect is not None:
+            yield GaugeMetricFamily("telecare_detect_backlog_readings",
+                                    "stored readings detection has not yet read",
+                                    value=p.detect.backlog())
+        if p.subscriber is not None:
+            yield GaugeMetricFamily("telecare_broker_connected", "1 while connected",
+                                    value=1.0 if p.subscriber.connected.is_set() else 0.0)
+
+
+def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
+    report: dict[str, Any] = {"stages": list(pipeline.stages)}
+    ok = True
+    if pipeline.subscriber is not None:
+        report["broker_connected"] = pipeline.subscriber.connected.is_set()
+        ok &= report["broker_connected"]
+    if pipeline.forwarder is not None:
+        report["database_up"] = pipeline.forwarder.healthy
+        report["spool_readings"] = pipeline.forwarder.backlog()
+        ok &= pipeline.forwarder.accepting()
+    if pipeline.detect is not None:
+        report["detect_backlog_readings"] = pipeline.detect.backlog()
+    report["healthy"] = bool(ok)
+    return bool(ok), report
+
+
+def serve_ops(pipeline: Pipeline, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    registry = CollectorRegistry()
+    registry.register(PipelineCollector(pipeline))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path == "/metrics":
+                body, code, kind = generate_latest(registry), 200, "text/plain; version=0.0.4"
+            elif self.path == "/healthz":
+                ok, report = health(pipeline)
+                body, code, kind = json.dumps(report).encode(), 200 if ok else 503, \
+                    "application/json"
+            else:
+                body, code, kind = b"not found\n", 404, "text/plain"
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="ops-http", daemon=True).start()
+    return server
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (messages never carry values)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+               + f".{int(record.msecs):03d}Z",
+               "level": record.levelname.lower(), "logger": record.name,
+               "msg": record.getMessage()}
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj)
