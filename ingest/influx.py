@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -50,7 +50,7 @@ class InfluxTarget:
 
 def _ns(ts: datetime) -> int:
     # Whole microseconds from the store, as an exact integer count of nanoseconds.
-    return (int(ts.timestamp()) * 1_000_000 + ts.microsecond) * 1000
+    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def to_point(reading: Reading, room: str) -> Point:

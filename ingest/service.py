@@ -103,13 +103,13 @@ class IngestService:
             self.counters["store_errors"] += 1
             log.error("could not store a batch (%s); it will be redelivered", exc)
             return False
-        stored = sum(new)
+        stored = new
         if readings:
             newest = max(r.ts for r in readings)
             self._newest = newest if self._newest is None else max(self._newest, newest)
         self.counters["received"] += len(messages)
         self.counters["stored"] += stored
-        self.counters["duplicates"] += len(new) - stored
+        self.counters["duplicates"] += len(readings) - stored
         self.counters["dead_lettered"] += len(dead) + len(overflow)
         self.counters["dead_letter_overflow"] += len(overflow)
         self.dead_letter_codes.update(codes)

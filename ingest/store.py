@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telecare.db import Transaction
@@ -58,8 +58,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 DEAD_LETTER_KEEP_BYTES = 16 * 1024
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _us(ts: datetime) -> int:
-    return int(round(ts.timestamp() * 1_000_000))
+    # Integer arithmetic: exact, where a float product can be a microsecond off.
+    return (ts - _EPOCH) // _MICROSECOND
 
 
 def _from_us(us: int) -> datetime:
@@ -85,25 +90,22 @@ class ReadingStore:
             dead: list[DeadLetter] | None = None,
             overflow: list[tuple[str, str]] | None = None,
             arrived: list[datetime] | None = None,
-            worker: tuple[str, datetime] | None = None) -> list[bool]:
-        """Store readings and dead letters in one transaction; for each reading, True if new,
-        False if a duplicate. `overflow` counts (source, code) of dead letters past the
-        per-source limit: counted, not kept one by one. `arrived`: each reading's own
+            worker: tuple[str, datetime] | None = None) -> int:
+        """Store readings and dead letters in one transaction; returns how many readings
+        were new (the rest were duplicates). `overflow` counts (source, code) of dead letters
+        past the per-source limit: counted, not kept one by one. `arrived`: each reading's own
         arrival time, where known (else `received_at`). `worker`: (name, low) for the
         arrival watermark of an ingest worker (see `arrival_watermark`)."""
         received = _us(received_at)
-        out = []
+        rows = [(r.dedupe_key(), r.home, r.device, r.kind, _us(r.ts), r.value, r.seq, r.battery,
+                 _us(arrived[i]) if arrived is not None else received)
+                for i, r in enumerate(readings)]
         with Transaction(self.conn) as c:
-            for i, r in enumerate(readings):
-                if arrived is not None:
-                    received = _us(arrived[i])
-                cur = c.execute(
-                    "INSERT OR IGNORE INTO readings (dedupe_key, home, device, kind, ts_us, value,"
-                    " seq, battery, received_us) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (r.dedupe_key(), r.home, r.device, r.kind, _us(r.ts), r.value, r.seq,
-                     r.battery, received),
-                )
-                out.append(cur.rowcount == 1)
+            before = c.total_changes
+            c.executemany(
+                "INSERT OR IGNORE INTO readings (dedupe_key, home, device, kind, ts_us, value,"
+                " seq, battery, received_us) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            new = c.total_changes - before
             for d in dead or []:
                 c.execute(
                     "INSERT INTO dead_letters (received_us, topic, payload, payload_size, code,"
@@ -120,7 +122,7 @@ class ReadingStore:
                     " DO UPDATE SET count = count + 1, last_us = excluded.last_us",
                     (source, code, _us(received_at), _us(received_at)),
                 )
-        return out
+        return new
 
     def add_dead_letter(self, topic: str, payload: bytes, code: str, reason: str,
                         received_at: datetime) -> None:

@@ -16,9 +16,9 @@ rest. That is the back-pressure; nothing is dropped.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +54,10 @@ class MqttSubscriber:
         self.connected = threading.Event()
         self._client: mqtt.Client | None = None
         self._stopping = threading.Event()
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_in_flight)
+        # A deque: appends and pops are atomic, and cheaper per message than queue.Queue's
+        # locks; the writer is woken by an event, the network loop held by a bound.
+        self._queue: deque[_Item] = deque()
+        self._ready = threading.Event()
         self._generation = 0
         self._writer: threading.Thread | None = None
 
@@ -112,29 +115,29 @@ class MqttSubscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time())
-        while not self._stopping.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue  # the writer is behind: hold the network loop, the broker waits
+        while len(self._queue) >= self.max_in_flight and not self._stopping.is_set():
+            time.sleep(0.001)  # the writer is behind: hold the network loop, the broker waits
+        self._queue.append(item)
+        if not self._ready.is_set():
+            self._ready.set()
 
     def waiting_since(self) -> float | None:
         """Arrival time of the oldest message queued for the writer, if any."""
-        with self._queue.mutex:
-            return self._queue.queue[0][5] if self._queue.queue else None
+        try:
+            return self._queue[0][5]
+        except IndexError:
+            return None
 
     def _take_batch(self) -> list[_Item]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(self._queue.get(timeout=self.linger_s))
-            except queue.Empty:
-                break
+        if not self._queue:
+            self._ready.clear()
+            if not self._queue and not self._ready.wait(0.2):
+                return []
+        if len(self._queue) < self.batch_size:
+            time.sleep(self.linger_s)  # let a batch gather: one commit for many messages
+        batch: list[_Item] = []
+        while self._queue and len(batch) < self.batch_size:
+            batch.append(self._queue.popleft())
         return batch
 
     def _write_loop(self) -> None:

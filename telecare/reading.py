@@ -12,8 +12,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 TOPIC_PREFIX = "telecare/v1"
 SUBSCRIPTION = f"{TOPIC_PREFIX}/+/+/+"
@@ -45,6 +47,8 @@ KINDS = frozenset(KIND_BOUNDS)
 # Kinds whose value is a state or an event flag: only 0 and 1 make sense.
 BINARY_KINDS = frozenset({"motion", "contact", "bed", "chair", "flush", "button", "fall"})
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 # Unix-seconds timestamps outside these years are a device with no clock set, or garbage.
 _MIN_TS = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _MAX_TS = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
@@ -80,7 +84,8 @@ class Reading:
         the whole reading (a resend of an identical reading is the same reading)."""
         if self.seq is not None:
             return f"{self.home}|{self.device}|{self.kind}|s{self.seq}"
-        return f"{self.home}|{self.device}|{self.kind}|t{format_ts(self.ts)}|v{self.value!r}"
+        us = (self.ts - _EPOCH) // _MICROSECOND
+        return f"{self.home}|{self.device}|{self.kind}|t{us}|v{self.value!r}"
 
     def payload(self) -> dict[str, Any]:
         """The MQTT payload form (contract section 1)."""
@@ -148,17 +153,13 @@ def parse_ts(raw: Any) -> datetime:
     raise BadReading("bad_ts", f"ts has type {type(raw).__name__}; expected text or number")
 
 
-def _reject_constant(name: str) -> Any:
-    raise BadReading("bad_json", f"{name} is not a number JSON allows")
-
-
 def _loads(raw: bytes | str) -> Any:
+    # orjson: strict JSON (NaN and Infinity are refused, as JSON itself refuses them), a
+    # bounded nesting depth, and about twice the speed of the standard library here.
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except BadReading:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise BadReading("bad_json", f"not valid JSON ({exc.__class__.__name__})") from None
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadReading("bad_json", f"not valid JSON: {str(exc)[:120]}") from None
 
 
 def check_id(what: str, value: Any) -> str:
@@ -177,9 +178,12 @@ def check_kind(value: Any) -> str:
 
 def reading_from_fields(home: Any, device: Any, kind: Any, obj: Any) -> Reading:
     """Build a `Reading` from identity and a payload object, or raise `BadReading`."""
-    home = check_id("home", home)
-    device = check_id("device", device)
-    kind = check_kind(kind)
+    return _from_checked(check_id("home", home), check_id("device", device), check_kind(kind),
+                         obj)
+
+
+def _from_checked(home: str, device: str, kind: str, obj: Any) -> Reading:
+    """The payload's part of judging, once identity has been checked."""
     if not isinstance(obj, dict):
         raise BadReading("not_object", f"payload is a JSON {type(obj).__name__}, not an object")
     if "ts" not in obj:
@@ -232,10 +236,10 @@ def parse_payload(topic: str, payload: bytes) -> Reading:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadReading("too_large", f"payload is {len(payload)} bytes; the limit is 4096")
     try:
-        text = payload.decode("utf-8")
+        payload.decode("utf-8")
     except UnicodeDecodeError:
         raise BadReading("bad_utf8", "payload is not UTF-8") from None
-    return reading_from_fields(home, device, kind, _loads(text))
+    return _from_checked(home, device, kind, _loads(payload))
 
 
 def parse_jsonl_line(line: str) -> Reading:
