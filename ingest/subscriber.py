@@ -58,6 +58,7 @@ class MqttSubscriber:
         # locks; the writer is woken by an event, the network loop held by a bound.
         self._queue: deque[_Item] = deque()
         self._ready = threading.Event()
+        self._held: float | None = None
         self._generation = 0
         self._writer: threading.Thread | None = None
 
@@ -115,18 +116,23 @@ class MqttSubscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time())
-        while len(self._queue) >= self.max_in_flight and not self._stopping.is_set():
-            time.sleep(0.001)  # the writer is behind: hold the network loop, the broker waits
+        if len(self._queue) >= self.max_in_flight:
+            self._held = item[5]  # received, not yet queued: still counts as waiting
+            while len(self._queue) >= self.max_in_flight and not self._stopping.is_set():
+                time.sleep(0.001)  # the writer is behind: hold the network loop; broker waits
         self._queue.append(item)
+        self._held = None
         if not self._ready.is_set():
             self._ready.set()
 
     def waiting_since(self) -> float | None:
         """Arrival time of the oldest message queued for the writer, if any."""
+        held = self._held
         try:
-            return self._queue[0][5]
+            head = self._queue[0][5]
         except IndexError:
-            return None
+            return held
+        return head if held is None else min(head, held)
 
     def _take_batch(self) -> list[_Item]:
         if not self._queue:

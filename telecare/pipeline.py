@@ -52,7 +52,7 @@ class Pipeline:
         self.worker = worker  # tells apart ingest workers that share one data folder
         # With several ingest workers a home's readings may be committed a little out of
         # order: let detection wait a moment and sort. One worker needs no wait.
-        self.hold_s = hold_s if hold_s is not None else (0.2 if share_group else 0.0)
+        self.hold_s = hold_s if hold_s is not None else (1.0 if share_group else 0.0)
         self.forwarder: InfluxForwarder | None = None
         self._stops = {name: threading.Event() for name in ("forward", "detect", "alerts")}
         self.ingest: IngestService | None = None
