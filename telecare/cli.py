@@ -264,6 +264,24 @@ def simulate(homes: int, days: int, seed: int, out_dir: str, start: str,
                f"labels {json.dumps(summary.labels)} -> {out_dir}", err=True)
 
 
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+@click.option("--false-alerts", "false_file", default=None, type=click.Path(dir_okay=False),
+              help="write the false alerts (JSON Lines) here, to read them")
+def evaluate(bundle: str, as_json: bool, false_file: str | None) -> None:
+    """Backtest a labelled bundle and score it: recall and delay per scenario kind, false
+    alerts per home-week by severity."""
+    from detect.evaluate import evaluate as run_evaluation
+    from detect.evaluate import format_table
+
+    ev = run_evaluation(Path(bundle))
+    if false_file:
+        with open(false_file, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(a) + "\n" for a in ev.false_alerts)
+    click.echo(json.dumps(ev.to_json_obj(), indent=2) if as_json else format_table(ev))
+
+
 @main.command(name="import-ordonez")
 @click.argument("source", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))

@@ -121,6 +121,22 @@ class ColdHomeSettings(_Strict):
         return self
 
 
+class HotHomeSettings(_Strict):
+    enabled: bool = True
+    severity: str
+    above_c: float
+    clear_below_c: float
+    duration: Duration = Field(alias="for")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> HotHomeSettings:
+        if self.clear_below_c > self.above_c:
+            raise ValueError("clear_below_c must be at most above_c")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
+        return self
+
+
 class InactivitySettings(_Strict):
     enabled: bool = True
     severity: str
@@ -138,11 +154,65 @@ class InactivitySettings(_Strict):
         return v
 
 
+def _check_severity(v: str) -> str:
+    if v not in SEVERITIES:
+        raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
+    return v
+
+
+Severity = Annotated[str, BeforeValidator(_check_severity)]
+
+
+class NightDoorSettings(_Strict):
+    enabled: bool = True
+    severity: Severity
+    night_hours: Window
+    return_within: Duration
+
+
+class News2Settings(_Strict):
+    enabled: bool = True
+    severity_single_3: Severity
+    severity_5: Severity
+    severity_7: Severity
+    window: Duration
+    min_parameters: int = Field(ge=1, le=5)
+
+
+class DeviceHealthSettings(_Strict):
+    enabled: bool = True
+    severity: Severity
+    offline_after_min: Duration
+    battery_below: float
+    battery_replaced: float
+
+
+class RoutineSettings(_Strict):
+    """Settings of the rules that judge the routine against the resident's own baseline."""
+
+    enabled: bool = True
+    severity: Severity
+    baseline_days: int = Field(ge=7, le=365)
+    min_days: int = Field(ge=3, le=365)
+    away_skip: Duration  # a day with this much time out is neither judged nor learned from
+    decline_ratio: float = 0.7
+    default_up_by: ClockTime = time(9, 0)
+    margin: Duration = timedelta(minutes=90)
+
+
 class RuleSettings(_Strict):
     pendant: EventRuleSettings
     fall: EventRuleSettings
     cold_home: ColdHomeSettings
+    hot_home: HotHomeSettings
     inactivity: InactivitySettings
+    night_door: NightDoorSettings
+    news2: News2Settings
+    device_health: DeviceHealthSettings
+    not_up: RoutineSettings
+    night_toilet: RoutineSettings
+    meals: RoutineSettings
+    decline: RoutineSettings
 
 
 class Device(BaseModel):

@@ -1,0 +1,53 @@
+"""A resident's own baseline: robust statistics over their recent days.
+
+Median and median absolute deviation (MAD) of a daily figure over the last `days` days that
+were not flagged: a day that raised a warning never becomes part of what is "usual", so a
+slow change cannot teach the baseline to accept itself. Until `min_days` days are known the
+baseline says it is warming up, and rules fall back to their defaults.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Baseline:
+    days: int = 28
+    min_days: int = 7
+    history: list[tuple[str, float, bool]] = field(default_factory=list)  # day, value, flagged
+
+    def add(self, day: str, value: float, flagged: bool) -> None:
+        self.history.append((day, value, flagged))
+        del self.history[:-(self.days * 3)]  # keep enough for an older window too
+
+    def values(self, skip_recent: int = 0, span: int | None = None) -> list[float]:
+        """Unflagged values, leaving out the newest `skip_recent` days, over `span` days."""
+        span = span or self.days
+        end = len(self.history) - skip_recent
+        window = self.history[max(0, end - span):max(0, end)]
+        return [v for _, v, flagged in window if not flagged]
+
+    def ready(self, skip_recent: int = 0) -> bool:
+        return len(self.values(skip_recent)) >= self.min_days
+
+    def median(self, skip_recent: int = 0) -> float:
+        return float(statistics.median(self.values(skip_recent)))
+
+    def mad(self, skip_recent: int = 0) -> float:
+        vals = self.values(skip_recent)
+        m = statistics.median(vals)
+        return float(statistics.median(abs(v - m) for v in vals))
+
+    def usual_range(self) -> str:
+        vals = sorted(self.values())
+        lo, hi = vals[len(vals) // 4], vals[(3 * len(vals)) // 4]
+        return f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
+
+    def state(self) -> dict[str, Any]:
+        return {"history": [list(h) for h in self.history]}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.history = [(str(d), float(v), bool(f)) for d, v, f in state.get("history", [])]

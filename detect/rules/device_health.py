@@ -1,0 +1,135 @@
+"""Device health, for the technical team, never the family: a device gone silent for much
+longer than it usually reports, and a battery running low.
+
+Only devices that report on a schedule can be judged silent (heartbeats, thermometers,
+contacts and bed mats with their check-ins, plugs); a PIR or a flush sensor speaks only when
+something happens, so its silence means nothing by itself. A device's usual interval is
+learned from its own reports (a running median of recent gaps), with a floor per kind.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+
+from detect.activity import Activity
+from detect.localtime import hours_minutes, when
+from detect.rules.base import Rule
+from telecare.alert import Alert, alert_id
+from telecare.config import DeviceHealthSettings, HomeConfig
+from telecare.reading import Reading, format_ts, parse_ts
+
+SCHEDULED = {"heartbeat": 5, "temperature": 10, "humidity": 10, "contact": 60, "bed": 60,
+             "chair": 60, "power": 30}  # typical minutes between reports
+TECHNICAL = {"audience": "technical"}
+
+
+class DeviceHealth(Rule):
+    name = "device_offline"
+
+    def __init__(self, home: HomeConfig, settings: DeviceHealthSettings) -> None:
+        super().__init__(home)
+        self.settings = settings
+        self.last: dict[str, datetime] = {}
+        self.kind: dict[str, str] = {}
+        self.gaps: dict[str, list[float]] = {}  # recent gaps in minutes
+        self.offline: dict[str, Alert] = {}
+        self.low: dict[str, Alert] = {}
+        self._limits: dict[str, timedelta] = {}
+        self._next: datetime | None = None  # cached: asked after every reading
+
+    def _limit(self, device: str) -> timedelta:
+        found = self._limits.get(device)
+        if found is None:
+            typical = float(SCHEDULED.get(self.kind[device], 60))
+            gaps = self.gaps.get(device) or []
+            if len(gaps) >= 5:
+                typical = max(typical, statistics.median(gaps))
+            found = self._limits[device] = max(self.settings.offline_after_min,
+                                               timedelta(minutes=typical * 4))
+        return found
+
+    def _recompute(self) -> None:
+        due = [t + self._limit(d) for d, t in self.last.items() if d not in self.offline]
+        self._next = min(due) if due else None
+
+    def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
+        out: list[Alert] = []
+        key = reading.device
+        if reading.kind in SCHEDULED:
+            prev = self.last.get(key)
+            if prev is None or reading.ts > prev:
+                if prev is not None:
+                    gaps = self.gaps.setdefault(key, [])
+                    gaps.append((reading.ts - prev).total_seconds() / 60)
+                    del gaps[:-20]
+                    if len(gaps) % 5 == 0:
+                        self._limits.pop(key, None)  # relearn the usual interval now and then
+                self.last[key] = reading.ts
+                self.kind[key] = reading.kind
+                deadline = reading.ts + self._limit(key)
+                if self._next is None or prev is None or deadline < self._next or \
+                        prev + self._limit(key) <= self._next:
+                    self._recompute()
+            if key in self.offline:
+                alert = self.offline.pop(key)
+                self._recompute()
+                out.append(alert.resolve(reading.ts, f"{key} reported again at "
+                                                     f"{when(reading.ts, self.tz)}."))
+        if reading.battery is not None:
+            if reading.battery < self.settings.battery_below and key not in self.low:
+                self.low[key] = Alert(
+                    id=alert_id(self.home.home, "low_battery", key, reading.ts),
+                    home=self.home.home, rule="low_battery",
+                    severity=self.settings.severity,  # type: ignore[arg-type]
+                    raised_at=reading.ts, status="firing",
+                    message=(f"The battery of {key} is at {reading.battery:g}% "
+                             f"({when(reading.ts, self.tz)}): replace it within a few days, "
+                             "before the sensor stops reporting."),
+                    evidence={"device": key, "battery": reading.battery, **TECHNICAL},
+                )
+                out.append(self.low[key])
+            elif reading.battery >= self.settings.battery_replaced and key in self.low:
+                alert = self.low.pop(key)
+                out.append(alert.resolve(reading.ts, f"Battery of {key} at "
+                                                     f"{reading.battery:g}%: replaced."))
+        return out
+
+    def next_deadline(self) -> datetime | None:
+        return self._next
+
+    def on_deadline(self, now: datetime) -> list[Alert]:
+        out = []
+        for device, last in sorted(self.last.items()):
+            if device in self.offline or last + self._limit(device) > now:
+                continue
+            self.offline[device] = Alert(
+                id=alert_id(self.home.home, self.name, device, now),
+                home=self.home.home, rule=self.name,
+                severity=self.settings.severity,  # type: ignore[arg-type]
+                raised_at=now, status="firing",
+                message=(f"{device} ({self.kind[device]}) has not reported since "
+                         f"{when(last, self.tz)}: {hours_minutes(now - last)}, when it "
+                         f"usually reports every {hours_minutes(self._limit(device) / 4)}. "
+                         "Check its battery, power and the hub."),
+                evidence={"device": device, "last_report": format_ts(last), **TECHNICAL},
+            )
+            out.append(self.offline[device])
+        self._recompute()
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"last": {d: format_ts(t) for d, t in self.last.items()}, "kind": self.kind,
+                "gaps": self.gaps,
+                "offline": {d: a.to_json_obj() for d, a in self.offline.items()},
+                "low": {d: a.to_json_obj() for d, a in self.low.items()}}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.last = {d: parse_ts(t) for d, t in state.get("last", {}).items()}
+        self.kind = dict(state.get("kind", {}))
+        self.gaps = {d: list(g) for d, g in state.get("gaps", {}).items()}
+        self.offline = {d: Alert.from_json_obj(a) for d, a in state.get("offline", {}).items()}
+        self.low = {d: Alert.from_json_obj(a) for d, a in state.get("low", {}).items()}
+        self._limits = {}
+        self._recompute()
