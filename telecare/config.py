@@ -81,6 +81,15 @@ def _parse_clock(raw: Any) -> time:
 ClockTime = Annotated[time, BeforeValidator(_parse_clock)]
 
 
+def _check_severity(v: str) -> str:
+    if v not in SEVERITIES:
+        raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
+    return v
+
+
+Severity = Annotated[str, BeforeValidator(_check_severity)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -94,20 +103,14 @@ class Window(_Strict):
 
 class EventRuleSettings(_Strict):
     enabled: bool = True
-    severity: str
+    severity: Severity
     repeat_window: Duration
 
-    @field_validator("severity")
-    @classmethod
-    def _severity(cls, v: str) -> str:
-        if v not in SEVERITIES:
-            raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
-        return v
 
 
 class ColdHomeSettings(_Strict):
     enabled: bool = True
-    severity: str
+    severity: Severity
     below_c: float
     clear_above_c: float
     duration: Duration = Field(alias="for")
@@ -116,14 +119,12 @@ class ColdHomeSettings(_Strict):
     def _hysteresis(self) -> ColdHomeSettings:
         if self.clear_above_c < self.below_c:
             raise ValueError("clear_above_c must be at least below_c")
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
         return self
 
 
 class HotHomeSettings(_Strict):
     enabled: bool = True
-    severity: str
+    severity: Severity
     above_c: float
     clear_below_c: float
     duration: Duration = Field(alias="for")
@@ -132,35 +133,18 @@ class HotHomeSettings(_Strict):
     def _hysteresis(self) -> HotHomeSettings:
         if self.clear_below_c > self.above_c:
             raise ValueError("clear_below_c must be at most above_c")
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
         return self
 
 
 class InactivitySettings(_Strict):
     enabled: bool = True
-    severity: str
+    severity: Severity
     threshold: Duration
     sparse_threshold: Duration
     resting_threshold: Duration
     waking_hours: Window
     power_on_watts: float
 
-    @field_validator("severity")
-    @classmethod
-    def _severity(cls, v: str) -> str:
-        if v not in SEVERITIES:
-            raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
-        return v
-
-
-def _check_severity(v: str) -> str:
-    if v not in SEVERITIES:
-        raise ValueError(f"severity {v!r} is not one of {', '.join(SEVERITIES)}")
-    return v
-
-
-Severity = Annotated[str, BeforeValidator(_check_severity)]
 
 
 class NightDoorSettings(_Strict):
