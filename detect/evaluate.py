@@ -3,10 +3,11 @@
 Backtest runs over the bundle's readings; each label is matched with the alerts of the rules
 that should catch its kind, raised from shortly before its onset until its end (plus a grace
 for conditions a rule can only see afterwards). Per scenario kind: recall, and the median and
-90th-percentile delay from onset to the first matching alert. False alerts: alerts raised on
-home-days with no labelled event at all, per home-week, by severity. Alerts during the
-not-a-crisis scenarios (a visitor, a hospital stay) are counted apart: each one is a false
-alarm a carer would have received.
+90th-percentile delay from onset to the first matching alert (for vital signs, from when
+they first reached a NEWS2 trigger: the deterioration starts days before that). False
+alerts: alerts raised on home-days with no labelled event at all, per home-week, by
+severity. Alerts during the not-a-crisis scenarios (a visitor, a hospital stay) are counted
+apart: each one is a false alarm a carer would have received.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from detect import news2
 from detect.backtest import run_backtest
 from telecare.alert import SEVERITIES, Alert
 from telecare.config import load_config
@@ -27,7 +29,7 @@ from telecare.reading import parse_ts
 # Which rules catch each scenario kind; an empty tuple: not a crisis, nothing should fire.
 EXPECTED: dict[str, tuple[str, ...]] = {
     "pendant": ("pendant",),
-    "long_lie": ("inactivity", "fall"),
+    "long_lie": ("inactivity", "fall", "not_up"),
     "not_up": ("not_up", "inactivity"),
     "night_wandering": ("night_door",),
     "cold_home": ("cold_home",),
@@ -40,6 +42,11 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "flat_battery": ("low_battery", "device_offline"),
     "visitor": (),
     "hospital": (),
+}
+# Sensors a home must have (any one of these device kinds) for a kind to be visible at all. A
+# label in a home without them is counted as unseen, apart from recall: no rule could see it.
+SEEN_WITH: dict[str, frozenset[str]] = {
+    "uti": frozenset({"flush", "bed"}),
 }
 ACUTE = {"pendant", "long_lie", "not_up", "night_wandering", "cold_home", "heatwave", "vitals"}
 EARLY = timedelta(minutes=5)  # an alert a little before the label's start still counts
@@ -66,6 +73,7 @@ class KindResult:
     caught: int = 0
     delays_min: list[float] = field(default_factory=list)
     alerts_during: int = 0  # for not-a-crisis kinds
+    unseen: int = 0  # labels in homes without the sensors to see them
 
     def row(self) -> dict[str, Any]:
         d = sorted(self.delays_min)
@@ -76,6 +84,7 @@ class KindResult:
             "delay_median_min": round(statistics.median(d), 1) if d else None,
             "delay_p90_min": round(d[min(len(d) - 1, int(0.9 * len(d)))], 1) if d else None,
             **({"alerts_during": self.alerts_during} if self.alerts_during else {}),
+            **({"unseen_no_sensor": self.unseen} if self.unseen else {}),
         }
 
 
@@ -112,7 +121,40 @@ def evaluate(bundle: Path) -> Evaluation:
         result = run_backtest(f, config)
     labels = [json.loads(x) for x in (bundle / "labels.jsonl").read_text().splitlines()
               if x.strip()]
-    return score(result.alerts, labels, config.homes, _days_of(result.alerts, bundle))
+    return score(result.alerts, labels, config.homes, _days_of(result.alerts, bundle),
+                 _news2_thresholds(bundle, labels))
+
+
+def _news2_thresholds(bundle: Path, labels: list[dict[str, Any]]) -> dict[int, datetime]:
+    """For each vitals label, when the vital signs first reached a NEWS2 trigger (a total of
+    5, or one parameter scoring 3): the rule's threshold, from which its delay is judged.
+    Worked out from the readings here, apart from the rule: the latest value of each
+    parameter within the hour."""
+    wanted = {i: lab for i, lab in enumerate(labels) if lab["kind"] == "vitals"}
+    if not wanted:
+        return {}
+    homes = {lab["home"] for lab in wanted.values()}
+    series: dict[str, list[tuple[datetime, str, float]]] = defaultdict(list)
+    with open(bundle / "readings.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if '"home"' not in line:
+                continue
+            r = json.loads(line)
+            if r.get("home") in homes and r.get("kind") in news2.PARAMETERS:
+                series[r["home"]].append((parse_ts(r["ts"]), r["kind"], float(r["value"])))
+    out: dict[int, datetime] = {}
+    for i, lab in wanted.items():
+        start, end = parse_ts(lab["start"]), parse_ts(lab["end"])
+        latest: dict[str, tuple[datetime, float]] = {}
+        for ts, kind, value in sorted(series[lab["home"]]):
+            if ts > end:
+                break
+            latest[kind] = (ts, value)
+            recent = {k: v for k, (t, v) in latest.items() if ts - t <= timedelta(hours=1)}
+            if ts >= start and news2.score(recent).level() >= 1:
+                out[i] = ts
+                break
+    return out
 
 
 def _days_of(alerts: list[Alert], bundle: Path) -> tuple[date, date]:
@@ -127,13 +169,17 @@ def _days_of(alerts: list[Alert], bundle: Path) -> tuple[date, date]:
 
 
 def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, Any],
-          span: tuple[date, date]) -> Evaluation:
+          span: tuple[date, date], thresholds: dict[int, datetime] | None = None
+          ) -> Evaluation:
+    """`thresholds`: for some labels (by index), when the rule's threshold was reached; the
+    delay is counted from there instead of from the label's onset."""
+    thresholds = thresholds or {}
     by_home: dict[str, list[Alert]] = defaultdict(list)
     for a in alerts:
         by_home[a.home].append(a)
     kinds: dict[str, KindResult] = defaultdict(KindResult)
     labelled_days: dict[str, set[date]] = defaultdict(set)
-    for lab in labels:
+    for index, lab in enumerate(labels):
         start, end = parse_ts(lab["start"]), parse_ts(lab["end"])
         d = (start - timedelta(days=1)).date()
         while d <= (end + timedelta(days=1)).date():
@@ -146,13 +192,19 @@ def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, An
             result.alerts_during += sum(start <= a.raised_at <= end
                                         for a in by_home[lab["home"]])
             continue
+        home = homes.get(lab["home"])
+        needs = SEEN_WITH.get(lab["kind"])
+        if needs and home is not None and not needs & {d.kind for d in home.devices}:
+            result.unseen += 1
+            continue
         result.labels += 1
         matches = [a for a in by_home[lab["home"]] if a.rule in rules
                    and start - EARLY <= a.raised_at <= end + grace(lab["kind"])]
         if matches:
             result.caught += 1
             first = min(a.raised_at for a in matches)
-            result.delays_min.append(max((first - onset(lab)).total_seconds() / 60, 0.0))
+            begin = thresholds.get(index) or onset(lab)
+            result.delays_min.append(max((first - begin).total_seconds() / 60, 0.0))
     days = (span[1] - span[0]).days + 1
     clean = 0
     false: Counter[str] = Counter()
@@ -180,7 +232,9 @@ def format_table(ev: Evaluation) -> str:
         rec = f"{row['recall']:.0%}" if row["recall"] is not None else "-"
         med = f"{row['delay_median_min']:.0f}" if row["delay_median_min"] is not None else "-"
         p90 = f"{row['delay_p90_min']:.0f}" if row["delay_p90_min"] is not None else "-"
-        lines.append(f"{kind:<16}{row['labels']:>7}{row['caught']:>7}{rec:>8}{med:>9}{p90:>9}")
+        unseen = f"  + {r.unseen} in homes without the sensors to see it" if r.unseen else ""
+        lines.append(f"{kind:<16}{row['labels']:>7}{row['caught']:>7}{rec:>8}{med:>9}{p90:>9}"
+                     f"{unseen}")
     per_week = ev.false_per_home_week()
     lines.append("")
     lines.append(f"false alerts per home-week on {ev.home_days_clean} home-days without a "

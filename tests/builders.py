@@ -33,6 +33,15 @@ def write_home(root: Path, home: str = "h001", timezone: str = "Europe/London",
     return root
 
 
+RULES = ("pendant", "fall", "cold_home", "hot_home", "inactivity", "night_door", "news2",
+         "device_health", "not_up", "night_toilet", "meals", "decline")
+
+
+def only(*rules: str, **settings: dict[str, Any]) -> dict[str, Any]:
+    """A home's `rules:` plan with every rule but these switched off (settings merged in)."""
+    return {r: {"enabled": r in rules, **settings.get(r, {})} for r in RULES}
+
+
 def config_for(tmp_path: Path, home: str = "h001", **extra: Any) -> Config:
     return load_config(write_home(tmp_path / "config", home, **extra))
 

@@ -8,8 +8,9 @@ from detect.rules.device_health import DeviceHealth
 from detect.rules.inactivity import Inactivity
 from detect.rules.news2_rule import News2
 from detect.rules.night_door import NightDoor
+from detect.rules.not_up import NotUp
 from detect.rules.room_temperature import RoomTemperature
-from detect.rules.routine import Decline, Meals, NightToilet, NotUp
+from detect.rules.routine import Decline, Meals, NightToilet
 from telecare.config import HomeConfig
 
 

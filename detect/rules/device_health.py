@@ -2,9 +2,14 @@
 longer than it usually reports, and a battery running low.
 
 Only devices that report on a schedule can be judged silent (heartbeats, thermometers,
-contacts and bed mats with their check-ins, plugs); a PIR or a flush sensor speaks only when
-something happens, so its silence means nothing by itself. A device's usual interval is
-learned from its own reports (a running median of recent gaps), with a floor per kind.
+contacts and bed mats with their check-ins, plugs); a device's usual interval is learned
+from its own reports (a running median of recent gaps), with a floor per kind.
+
+A PIR or a flush sensor speaks only when something happens, so its silence means nothing by
+itself, but its silence while the rest of the home is busy does: it is judged by how many
+activity events the other devices saw since its own last event, against the most it has
+usually let pass (learned per device; daytime events only), and only after
+`QUIET_EVENT_SENSOR` hours.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from telecare.reading import Reading, format_ts, parse_ts
 SCHEDULED = {"heartbeat": 5, "temperature": 10, "humidity": 10, "contact": 60, "bed": 60,
              "chair": 60, "power": 30}  # typical minutes between reports
 TECHNICAL = {"audience": "technical"}
+EVENT_ONLY = frozenset({"motion", "flush"})
+QUIET_EVENT_SENSOR = timedelta(hours=6)
+MIN_OTHER_EVENTS = 80  # never fewer events elsewhere than this before a sensor is suspect
+LEARN_EVENT_GAPS = 100  # gaps learned before an event-only sensor is judged
 
 
 class DeviceHealth(Rule):
@@ -38,6 +47,12 @@ class DeviceHealth(Rule):
         self.low: dict[str, Alert] = {}
         self._limits: dict[str, timedelta] = {}
         self._next: datetime | None = None  # cached: asked after every reading
+        # Event-only sensors: activity events elsewhere since each one's last event, and the
+        # counts seen between its events before (the most it usually lets pass).
+        self.others_since: dict[str, int] = {}
+        self.event_seen: dict[str, datetime] = {}
+        self.event_gaps: dict[str, list[int]] = {}
+        self._usual_most: dict[str, int] = {}
 
     def _limit(self, device: str) -> timedelta:
         found = self._limits.get(device)
@@ -77,6 +92,8 @@ class DeviceHealth(Rule):
                 self._recompute()
                 out.append(alert.resolve(reading.ts, f"{key} reported again at "
                                                      f"{when(reading.ts, self.tz)}."))
+        if activity is not None:
+            out.extend(self._event_sensors(reading, activity))
         if reading.battery is not None:
             if reading.battery < self.settings.battery_below and key not in self.low:
                 self.low[key] = Alert(
@@ -96,12 +113,63 @@ class DeviceHealth(Rule):
                                                      f"{reading.battery:g}%: replaced."))
         return out
 
+    def _event_sensors(self, reading: Reading, activity: Activity) -> list[Alert]:
+        out: list[Alert] = []
+        key = reading.device
+        if reading.kind in EVENT_ONLY:
+            if key in self.others_since:
+                gaps = self.event_gaps.setdefault(key, [])
+                gaps.append(self.others_since[key])
+                del gaps[:-200]
+                self._usual_most[key] = sorted(gaps)[int(0.99 * (len(gaps) - 1))]
+            self.others_since[key] = 0
+            self.event_seen[key] = reading.ts
+            self.kind[key] = reading.kind
+            if key in self.offline:
+                alert = self.offline.pop(key)
+                out.append(alert.resolve(reading.ts, f"{key} saw activity again at "
+                                                     f"{when(reading.ts, self.tz)}."))
+        # Only daytime events elsewhere count: a night of bedroom and toilet trips says
+        # nothing about the kitchen sensor.
+        if not 7 <= reading.ts.astimezone(self.tz).hour < 22:
+            return out
+        for device in self.others_since:
+            if device == key:
+                continue
+            self.others_since[device] += 1
+            if device in self.offline or device not in self._usual_most or \
+                    len(self.event_gaps[device]) < LEARN_EVENT_GAPS:
+                continue
+            usual_most = self._usual_most[device]
+            last = self.event_seen[device]
+            if self.others_since[device] <= max(MIN_OTHER_EVENTS, 2 * usual_most) or \
+                    reading.ts - last < QUIET_EVENT_SENSOR:
+                continue
+            self.offline[device] = Alert(
+                id=alert_id(self.home.home, self.name, device, reading.ts),
+                home=self.home.home, rule=self.name,
+                severity=self.settings.severity,  # type: ignore[arg-type]
+                raised_at=reading.ts, status="firing",
+                message=(f"{device} ({self.kind[device]}) has seen nothing since "
+                         f"{when(last, self.tz)}, while the other sensors saw "
+                         f"{self.others_since[device]} events (it usually sees something "
+                         f"within {usual_most}). It may be faulty, out of battery or covered."
+                         " Check it."),
+                evidence={"device": device, "last_event": format_ts(last),
+                          "events_elsewhere_since": self.others_since[device],
+                          "usual_most_events_between": usual_most, **TECHNICAL},
+            )
+            out.append(self.offline[device])
+        return out
+
     def next_deadline(self) -> datetime | None:
         return self._next
 
     def on_deadline(self, now: datetime) -> list[Alert]:
         out = []
         for device, last in sorted(self.last.items()):
+            if self.kind.get(device) in EVENT_ONLY:
+                continue
             if device in self.offline or last + self._limit(device) > now:
                 continue
             self.offline[device] = Alert(
@@ -121,7 +189,9 @@ class DeviceHealth(Rule):
 
     def state(self) -> dict[str, Any]:
         return {"last": {d: format_ts(t) for d, t in self.last.items()}, "kind": self.kind,
-                "gaps": self.gaps,
+                "gaps": self.gaps, "others_since": self.others_since,
+                "event_seen": {d: format_ts(t) for d, t in self.event_seen.items()},
+                "event_gaps": self.event_gaps,
                 "offline": {d: a.to_json_obj() for d, a in self.offline.items()},
                 "low": {d: a.to_json_obj() for d, a in self.low.items()}}
 
@@ -129,6 +199,11 @@ class DeviceHealth(Rule):
         self.last = {d: parse_ts(t) for d, t in state.get("last", {}).items()}
         self.kind = dict(state.get("kind", {}))
         self.gaps = {d: list(g) for d, g in state.get("gaps", {}).items()}
+        self.others_since = dict(state.get("others_since", {}))
+        self.event_seen = {d: parse_ts(t) for d, t in state.get("event_seen", {}).items()}
+        self.event_gaps = {d: list(g) for d, g in state.get("event_gaps", {}).items()}
+        self._usual_most = {d: sorted(g)[int(0.99 * (len(g) - 1))]
+                            for d, g in self.event_gaps.items() if g}
         self.offline = {d: Alert.from_json_obj(a) for d, a in state.get("offline", {}).items()}
         self.low = {d: Alert.from_json_obj(a) for d, a in state.get("low", {}).items()}
         self._limits = {}

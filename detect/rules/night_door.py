@@ -3,12 +3,14 @@ after it. A resident living with dementia may walk out at 3 a.m.; the sooner som
 the closer they are found.
 
 The alert is raised `return_within` after the door opened if no indoor activity (anything but
-the doors themselves) has been seen since; it resolves at the next indoor activity.
+the doors themselves) has been seen since; it resolves at the next indoor activity. Activity
+within `LEAVING` of the opening is the resident on their way out (getting out of bed, the hall
+sensor as they pass), not a sign that someone is inside.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from detect.activity import Activity
@@ -17,6 +19,8 @@ from detect.rules.base import Rule
 from telecare.alert import Alert, alert_id
 from telecare.config import HomeConfig, NightDoorSettings
 from telecare.reading import Reading, format_ts, parse_ts
+
+LEAVING = timedelta(seconds=60)
 
 
 class NightDoor(Rule):
@@ -38,6 +42,8 @@ class NightDoor(Rule):
                     in_window(activity.ts, window.start, window.end, self.tz):
                 self.opened, self.door = activity.ts, activity.device
             return []
+        if self.opened is not None and activity.ts - self.opened < LEAVING:
+            return []  # on the way out
         # Indoor activity: whoever opened the door is inside.
         self.opened = None
         if self.open is not None:

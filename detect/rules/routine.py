@@ -76,6 +76,7 @@ class DailyPattern(Rule):
         self.count, self.away = 0.0, timedelta()
         self.next_judgement = self._next_judgement(now)
         if away > self.settings.away_skip:
+            self.skipped()
             return []  # mostly out: neither judged nor learned from
         day = now.astimezone(self.tz).date().isoformat()
         out = self.judge(now, value)
@@ -84,6 +85,9 @@ class DailyPattern(Rule):
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         raise NotImplementedError
+
+    def skipped(self) -> None:
+        """A day not judged: forget whatever else was counted in it."""
 
     def _alert(self, now: datetime, message: str, evidence: dict[str, Any]) -> Alert:
         self.open = Alert(id=alert_id(self.home.home, self.name, "", now), home=self.home.home,
@@ -116,20 +120,46 @@ class DailyPattern(Rule):
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
 
 
+def robust_z(value: float, baseline: Baseline, floor: float = 1.0) -> float:
+    """How many robust standard deviations `value` lies above the baseline's median. The
+    spread is the MAD scaled to a standard deviation, never taken below `floor` (a count that
+    is nearly always the same would otherwise make one extra event look enormous)."""
+    return (value - baseline.median()) / max(floor, 1.4826 * baseline.mad())
+
+
 class NightToilet(DailyPattern):
-    """Night-time toilet trips, judged each morning. With a bed mat a trip is a return to
-    bed during the night; without one, a flush between 00:30 and 05:30."""
+    """Toilet use, judged each morning on the last 24 hours: trips in the night (with a bed
+    mat, a return to bed during the night; without one, a flush between 00:30 and 05:30) and
+    flushes in the day (09:00 to 21:00, so that a night trip is not counted twice). An
+    infection shows in both: more trips at night and more frequent visits by day. Each is
+    scored against the resident's own median and spread; the two scores are added, so a home
+    with both sensors needs less of each. Night trips are a small count (0, 1, 2 most
+    nights), so their spread is never taken below `NIGHT_SPREAD`: two trips after a run of
+    quiet nights is ordinary."""
 
     name = "night_toilet"
     judge_at = time(10, 0)
+    SLACK = 1.0  # a day's score above this adds to the evidence (CUSUM reference value)
+    ALARM = 4.0  # evidence that raises the warning: one day at 5, or 2.5 for two days ...
+    UNUSUAL = 2.0  # a day scoring this is kept out of the baseline
+    NIGHT_SPREAD = 1.5
+    DAY_HOURS = (9, 21)
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home, settings)
         self.has_bed = any(d.kind == "bed" for d in home.devices)
+        self.has_flush = any(d.kind == "flush" for d in home.devices)
         self.in_night = False
+        self.flushes = 0.0
+        self.flush_baseline = Baseline(settings.baseline_days, settings.min_days)
+        self.cusum = 0.0
+        self.calm_days = 0
 
     def counts(self, reading: Reading, activity: Activity | None) -> float:
         hour = reading.ts.astimezone(self.tz).hour
+        if reading.kind == "flush" and activity is not None and \
+                self.DAY_HOURS[0] <= hour < self.DAY_HOURS[1]:
+            self.flushes += 1
         if self.has_bed:
             if reading.kind == "bed" and activity is not None and reading.value >= 1:
                 if not self.in_night and (hour >= 20 or hour < 4):
@@ -137,34 +167,75 @@ class NightToilet(DailyPattern):
                     return 0.0
                 return 1.0 if self.in_night and hour < 9 else 0.0
             return 0.0
-        if reading.kind == "flush" and reading.value >= 1:
+        if reading.kind == "flush" and activity is not None:
             local = reading.ts.astimezone(self.tz).time()
             return 1.0 if time(0, 30) <= local < time(5, 30) else 0.0
         return 0.0
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         self.in_night = False
-        if not self.baseline.ready():
+        flushes, self.flushes = self.flushes, 0.0
+        if not (self.has_bed or self.has_flush) or not self.baseline.ready():
+            self.flush_baseline.add("", flushes, False)
             return []
         usual = self.baseline.median()
-        flagged = value >= usual + 2 and value >= 3
-        self.flag_streak = self.flag_streak + 1 if flagged else 0
+        score = robust_z(value, self.baseline, self.NIGHT_SPREAD)
+        usual_flushes = None
+        if self.has_flush and self.flush_baseline.ready():
+            usual_flushes = self.flush_baseline.median()
+            score += robust_z(flushes, self.flush_baseline)
+        # CUSUM: evidence builds over consecutive unusual days and drains on ordinary ones,
+        # so three days a little up are caught as surely as one day far up.
+        self.cusum = max(0.0, self.cusum + score - self.SLACK)
+        unusual = score >= self.UNUSUAL
+        self.flag_streak = self.flag_streak + 1 if unusual else 0
+        out: list[Alert] = []
         if self.open is not None:
-            if value <= usual + 1:
-                return self._resolve(now, f"{value:g} toilet trips last night: back to usual "
-                                          f"({usual:g}).")
-            return []
-        if flagged and (self.flag_streak >= 2 or value >= usual + 4):
-            return [self._alert(now, (
+            self.calm_days = self.calm_days + 1 if score < 1.0 else 0
+            if self.calm_days >= 2:
+                day = f" and {flushes:g} flushes in the day" if usual_flushes is not None \
+                    else ""
+                out = self._resolve(now, f"{value:g} toilet trips last night{day}: usual "
+                                         "again for two days.")
+                self.cusum = 0.0
+        elif self.cusum >= self.ALARM:
+            self.cusum, self.calm_days = 0.0, 0
+            day_words = ""
+            if usual_flushes is not None:
+                day_words = (f" The toilet was flushed {flushes:g} times yesterday between "
+                             f"{self.DAY_HOURS[0]:02d}:00 and {self.DAY_HOURS[1]:02d}:00; "
+                             f"usually {self.flush_baseline.usual_range()} (median "
+                             f"{usual_flushes:g}).")
+            out = [self._alert(now, (
                 f"{value:g} trips to the toilet last night; usually {self.baseline.usual_range()}"
-                f" (median {usual:g} over the last {len(self.baseline.values())} nights). "
-                "Night-time toilet trips rising over several nights can be an early sign of "
-                "a urine infection: ask how they feel (pain, burning, fever, confusion) and "
-                "consider a GP appointment."),
+                f" (median {usual:g} over the last {len(self.baseline.values())} nights)."
+                f"{day_words} Going to the toilet more often, night and day, can be an early "
+                "sign of a urine infection: ask how they feel (pain, burning, fever, confusion) "
+                "and consider a GP appointment."),
                 {"trips_last_night": value, "baseline_median": usual,
                  "baseline_nights": len(self.baseline.values()),
-                 "nights_flagged_in_a_row": self.flag_streak})]
-        return []
+                 "day_flushes": flushes if self.has_flush else None,
+                 "day_flushes_baseline_median": usual_flushes,
+                 "score": round(score, 2), "unusual_days_in_a_row": self.flag_streak})]
+        # A day that was unusual, or came while an alert was open, is not learned from.
+        self.flush_baseline.add("", flushes, unusual or self.open is not None)
+        return out
+
+    def skipped(self) -> None:
+        self.in_night, self.flushes = False, 0.0
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "in_night": self.in_night, "flushes": self.flushes,
+                "cusum": self.cusum, "calm_days": self.calm_days,
+                "flush_baseline": self.flush_baseline.state()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.in_night = bool(state.get("in_night", False))
+        self.flushes = float(state.get("flushes", 0))
+        self.cusum = float(state.get("cusum", 0))
+        self.calm_days = int(state.get("calm_days", 0))
+        self.flush_baseline.load(state.get("flush_baseline", {}))
 
 
 class Meals(DailyPattern):
@@ -223,7 +294,11 @@ class Decline(DailyPattern):
         if before <= 0:
             return []
         ratio = week / before
-        self.flag_streak = self.flag_streak + 1 if ratio < self.settings.decline_ratio else 0
+        # The week's mean must also sit well outside the day-to-day spread of the weeks
+        # before (a robust z of the mean of 7 days), so a noisy home needs a clearer fall.
+        spread = max(1.0, 1.4826 * self.baseline.mad(skip_recent=6)) / 7 ** 0.5
+        low = ratio < self.settings.decline_ratio and (before - week) / spread >= 4
+        self.flag_streak = self.flag_streak + 1 if low else 0
         if self.open is not None:
             if ratio >= (1 + self.settings.decline_ratio) / 2:
                 return self._resolve(now, f"Activity back to {ratio:.0%} of the earlier "
@@ -237,134 +312,3 @@ class Decline(DailyPattern):
                 {"week_mean": round(week, 1), "baseline_median": before,
                  "ratio": round(ratio, 3)})]
         return []
-
-
-QUIET_RESET = timedelta(minutes=60)
-
-
-class NotUp(Rule):
-    """Not up by the resident's usual time plus a margin. The usual time is the median of
-    their recent getting-up times; until a week is known, the plan's default is used."""
-
-    name = "not_up"
-
-    def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
-        super().__init__(home)
-        self.settings = settings
-        self.baseline = Baseline(settings.baseline_days, settings.min_days)
-        self.day: str | None = None  # local date whose morning is being watched
-        self.up_at: datetime | None = None
-        self.back_to_bed: bool = False
-        self.away = False
-        self.open: Alert | None = None
-        self.flagged = False
-        self._cached: tuple[tuple[str, int], datetime] | None = None
-        self.last_act: datetime | None = None
-        self.skip = False
-
-    def _day_of(self, ts: datetime) -> str:
-        return (ts.astimezone(self.tz) - timedelta(hours=4)).date().isoformat()
-
-    def _usual_h(self) -> float:
-        if self.baseline.ready():
-            return self.baseline.median()
-        t = self.settings.default_up_by
-        return t.hour + t.minute / 60
-
-    def _deadline(self, day: str) -> datetime:
-        hours = self._usual_h() + self.settings.margin.total_seconds() / 3600
-        start = datetime.combine(datetime.fromisoformat(day).date(), time(0), tzinfo=self.tz)
-        local = start + timedelta(hours=hours)
-        return datetime.combine(local.date(), local.time().replace(microsecond=0),
-                                tzinfo=self.tz).astimezone(start.tzinfo)
-
-    def _roll(self, day: str, at: datetime) -> list[Alert]:
-        out: list[Alert] = []
-        if self.day is not None and self.up_at is not None:
-            local = self.up_at.astimezone(self.tz)
-            self.baseline.add(self.day, round(local.hour + local.minute / 60, 2), self.flagged)
-        if self.open is not None and self.day != day:
-            self.open = None  # a new morning: yesterday's alert stays as it ended
-        self.day, self.up_at, self.flagged = day, None, False
-        # A morning that had passed before we were watching is not judged.
-        self.skip = self._deadline(day) <= at
-        return out
-
-    def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
-        if activity is None:
-            return []
-        day = self._day_of(activity.ts)
-        out: list[Alert] = []
-        if self.day is None or day > self.day:
-            out += self._roll(day, activity.ts)
-        self.away = activity.exit_door
-        local_h = activity.ts.astimezone(self.tz).hour
-        last, self.last_act = self.last_act, activity.ts
-        if activity.in_bed and 4 <= local_h < 14:
-            self.up_at = None  # back to bed: that was a night-time trip, not getting up
-        elif self.up_at is not None and last is not None and local_h < 12 and \
-                activity.ts - last > QUIET_RESET:
-            self.up_at = activity.ts  # a burst, then a long quiet: up for real only now
-        if self.up_at is None and not activity.in_bed and not activity.exit_door and \
-                4 <= local_h < 14:
-            self.up_at = activity.ts
-            if self.open is not None:
-                out.append(self.open.resolve(activity.ts, f"Up at "
-                                             f"{activity.ts.astimezone(self.tz):%H:%M}: "
-                                             f"{activity.what}."))
-                self.open = None
-        return out
-
-    def next_deadline(self) -> datetime | None:
-        if self.day is None:
-            return None
-        day = self.day if self.up_at is None and self.open is None and not self.skip else \
-            (datetime.fromisoformat(self.day) + timedelta(days=1)).date().isoformat()
-        if self._cached is None or self._cached[0] != (day, len(self.baseline.history)):
-            self._cached = ((day, len(self.baseline.history)), self._deadline(day))
-        return self._cached[1]
-
-    def on_deadline(self, now: datetime) -> list[Alert]:
-        day = self._day_of(now)
-        if self.day is None or day > self.day:
-            self._roll(day, now)
-        if self.up_at is not None and self.last_act is not None and \
-                now - self.last_act > QUIET_RESET and self.last_act - self.up_at < QUIET_RESET:
-            self.up_at = None  # an early toilet trip, then silence: not up after all
-        if self.up_at is not None or self.open is not None or self.away or self.skip:
-            return []
-        usual = self._usual_h()
-        usual_text = f"{int(usual):02d}:{round(usual % 1 * 60) % 60:02d}"
-        basis = (f"the median of the last {len(self.baseline.values())} mornings"
-                 if self.baseline.ready() else "the plan's default, while the usual time is "
-                 "still being learned")
-        self.flagged = True
-        self.open = Alert(
-            id=alert_id(self.home.home, self.name, "", now), home=self.home.home,
-            rule=self.name, severity=self.settings.severity,  # type: ignore[arg-type]
-            raised_at=now, status="firing",
-            message=(f"Not up yet this morning: no sign of the resident being up by "
-                     f"{now.astimezone(self.tz):%H:%M}. They usually get up around "
-                     f"{usual_text} ({basis}). Call them; they may be unwell or have fallen."),
-            evidence={"usual_up_hour": round(usual, 2), "baseline_ready":
-                      self.baseline.ready(),
-                      "margin_minutes": self.settings.margin.total_seconds() / 60})
-        return [self.open]
-
-    def state(self) -> dict[str, Any]:
-        return {"baseline": self.baseline.state(), "day": self.day,
-                "last_act": format_ts(self.last_act) if self.last_act else None,
-                "up_at": format_ts(self.up_at) if self.up_at else None,
-                "away": self.away,
-                "flagged": self.flagged, "skip": self.skip,
-                "open": self.open.to_json_obj() if self.open else None}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.baseline.load(state.get("baseline", {}))
-        self.day = state.get("day")
-        self.up_at = parse_ts(state["up_at"]) if state.get("up_at") else None
-        self.away = bool(state.get("away", False))
-        self.last_act = parse_ts(state["last_act"]) if state.get("last_act") else None
-        self.flagged = bool(state.get("flagged", False))
-        self.skip = bool(state.get("skip", False))
-        self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None

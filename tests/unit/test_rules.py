@@ -8,8 +8,10 @@ from pathlib import Path
 from detect.engine import Detector
 from telecare.alert import Alert
 from telecare.reading import Reading
-from tests.builders import config_for, every, reading, utc
+from tests.builders import config_for, every, only, reading, utc
 
+# The acute rules alone: the routine rules and device health have their own tests.
+ACUTE = only("pendant", "fall", "cold_home", "hot_home", "inactivity", "night_door", "news2")
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 
@@ -30,7 +32,7 @@ def heartbeats(start: str, end: str, home: str = "h001") -> list[Reading]:
 
 def test_a_pendant_press_raises_one_critical_alert_at_the_press(tmp_path: Path) -> None:
     t = utc("2026-01-05 14:00")
-    alerts = run(Detector(config_for(tmp_path)), [reading("pendant", "button", 1, t)])
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), [reading("pendant", "button", 1, t)])
     assert [(a.rule, a.severity, a.status, a.raised_at) for a in alerts] == \
         [("pendant", "critical", "firing", t)]
     assert "pendant alarm was pressed at Mon 5 Jan 14:00" in alerts[0].message
@@ -40,7 +42,7 @@ def test_presses_close_together_are_one_call_for_help_and_later_ones_a_new_one(
         tmp_path: Path) -> None:
     t = utc("2026-01-05 14:00")
     presses = [t, t + 20 * timedelta(seconds=1), t + 2 * M, t + 30 * M]
-    alerts = run(Detector(config_for(tmp_path)),
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)),
                  [reading("pendant", "button", 1, p) for p in presses])
     assert [a.raised_at for a in alerts] == [t, t + 30 * M]
     assert len({a.id for a in alerts}) == 2
@@ -48,7 +50,7 @@ def test_presses_close_together_are_one_call_for_help_and_later_ones_a_new_one(
 
 def test_a_fall_detector_event_is_critical_and_a_zero_is_not_an_event(tmp_path: Path) -> None:
     t = utc("2026-01-05 14:00")
-    alerts = run(Detector(config_for(tmp_path)),
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)),
                  [reading("wrist", "fall", 0, t), reading("wrist", "fall", 1, t + M)])
     assert [(a.rule, a.severity) for a in alerts] == [("fall", "critical")]
 
@@ -64,7 +66,7 @@ def temps(device: str, start: str, values: list[float], step: timedelta = 10 * M
 
 def test_a_room_below_16_for_an_hour_raises_cold_home_once_then_resolves(tmp_path: Path) -> None:
     values = [17.0] * 3 + [15.5] * 9 + [16.2] * 2 + [16.8] * 2
-    alerts = run(Detector(config_for(tmp_path)), temps("bedroom-temp", "2026-01-05 01:00", values))
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), temps("bedroom-temp", "2026-01-05 01:00", values))
     fired = [a for a in alerts if a.status == "firing"]
     assert len(fired) == 1 and fired[0].rule == "cold_home"
     assert fired[0].raised_at == utc("2026-01-05 01:30") + H  # first cold reading + 1 h
@@ -77,7 +79,7 @@ def test_a_room_below_16_for_an_hour_raises_cold_home_once_then_resolves(tmp_pat
 
 def test_a_cold_spell_shorter_than_the_hour_raises_nothing(tmp_path: Path) -> None:
     values = [17.0] + [15.0] * 5 + [17.0] * 10
-    alerts = run(Detector(config_for(tmp_path)), temps("lounge-temp", "2026-01-05 01:00", values))
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), temps("lounge-temp", "2026-01-05 01:00", values))
     assert alerts == []
 
 
@@ -85,7 +87,7 @@ def test_cold_home_fires_on_time_even_when_the_cold_room_goes_quiet(tmp_path: Pa
     # One cold reading, then only heartbeats: the timer still fires at +1 h in event time.
     readings = temps("lounge-temp", "2026-01-05 01:00", [15.0]) + \
         heartbeats("2026-01-05 01:01", "2026-01-05 03:00")
-    alerts = [a for a in run(Detector(config_for(tmp_path)), readings)
+    alerts = [a for a in run(Detector(config_for(tmp_path, rules=ACUTE)), readings)
               if a.rule != "device_offline"]  # the silent thermometer is also offline
     assert [(a.rule, a.raised_at) for a in alerts] == [("cold_home", utc("2026-01-05 02:00"))]
 
@@ -97,7 +99,7 @@ def test_no_activity_for_the_threshold_in_waking_hours_raises_inactivity(tmp_pat
     last = utc("2026-01-05 10:00")
     readings = [reading("kitchen-pir", "motion", 1, last)] + \
         heartbeats("2026-01-05 10:01", "2026-01-05 15:00")
-    alerts = run(Detector(config_for(tmp_path)), readings)
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), readings)
     assert [(a.rule, a.severity, a.raised_at) for a in alerts] == \
         [("inactivity", "high", last + 3 * H)]
     assert alerts[0].evidence["last_activity_at"] == "2026-01-05T10:00:00Z"
@@ -107,7 +109,7 @@ def test_activity_resolves_the_inactivity_alert(tmp_path: Path) -> None:
     readings = [reading("kitchen-pir", "motion", 1, utc("2026-01-05 10:00"))] + \
         heartbeats("2026-01-05 10:01", "2026-01-05 14:00") + \
         [reading("kitchen-pir", "motion", 1, utc("2026-01-05 14:02"))]
-    alerts = run(Detector(config_for(tmp_path)), readings)
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), readings)
     assert [a.status for a in alerts] == ["firing", "resolved"]
     assert alerts[1].resolved_at == utc("2026-01-05 14:02")
 
@@ -118,26 +120,26 @@ def test_a_repeated_unchanged_door_state_is_not_activity(tmp_path: Path) -> None
     readings += [reading("front-door", "contact", 0, t)
                  for t in every(utc("2026-01-05 11:00"), utc("2026-01-05 15:00"), H)]
     readings += heartbeats("2026-01-05 10:06", "2026-01-05 15:00")
-    alerts = run(Detector(config_for(tmp_path)), readings)
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), readings)
     assert [(a.rule, a.raised_at) for a in alerts] == [("inactivity", utc("2026-01-05 13:00"))]
 
 
 def test_no_alert_while_the_resident_is_in_bed_or_out(tmp_path: Path) -> None:
     in_bed = [reading("bed-mat", "bed", 1, utc("2026-01-05 13:00"))] + \
         heartbeats("2026-01-05 13:01", "2026-01-05 20:00")
-    assert run(Detector(config_for(tmp_path / "a")), in_bed) == []
+    assert run(Detector(config_for(tmp_path / "a", rules=ACUTE)), in_bed) == []
     gone_out = [reading("kitchen-pir", "motion", 1, utc("2026-01-05 09:58")),
                 reading("front-door", "contact", 1, utc("2026-01-05 10:00")),
                 reading("front-door", "contact", 0, utc("2026-01-05 10:01"))] + \
         heartbeats("2026-01-05 10:02", "2026-01-05 20:00")
-    assert run(Detector(config_for(tmp_path / "b")), gone_out) == []
+    assert run(Detector(config_for(tmp_path / "b", rules=ACUTE)), gone_out) == []
 
 
 def test_the_night_does_not_count_towards_inactivity(tmp_path: Path) -> None:
     # Last seen 21:30 (GMT = London), no bed mat in use: 30 min tonight + 2.5 h tomorrow.
     readings = [reading("kitchen-pir", "motion", 1, utc("2026-01-05 21:30"))] + \
         heartbeats("2026-01-05 21:31", "2026-01-06 12:00")
-    alerts = run(Detector(config_for(tmp_path)), readings)
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), readings)
     assert [a.raised_at for a in alerts] == [utc("2026-01-06 09:30")]
 
 
@@ -146,12 +148,12 @@ def test_a_kettle_switching_on_is_activity_but_staying_on_is_not(tmp_path: Path)
                 reading("kettle-plug", "power", 2000, utc("2026-01-05 10:00")),
                 reading("kettle-plug", "power", 2000, utc("2026-01-05 11:00"))] + \
         heartbeats("2026-01-05 09:01", "2026-01-05 14:00")
-    alerts = run(Detector(config_for(tmp_path)), readings)
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), readings)
     assert [a.raised_at for a in alerts] == [utc("2026-01-05 13:00")]
 
 
 def test_another_homes_readings_move_event_time_on_for_a_silent_home(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+    config = config_for(tmp_path, rules=ACUTE)
     readings = [reading("kitchen-pir", "motion", 1, utc("2026-01-05 10:00"), home="h001")] + \
         heartbeats("2026-01-05 10:01", "2026-01-05 14:00", home="h999")
     alerts = run(Detector(config), readings)
@@ -162,7 +164,7 @@ def test_another_homes_readings_move_event_time_on_for_a_silent_home(tmp_path: P
 
 
 def test_restoring_saved_state_gives_the_same_alerts_as_running_through(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
+    config = config_for(tmp_path, rules=ACUTE)
     readings = [reading("kitchen-pir", "motion", 1, utc("2026-01-05 10:00"))] + \
         temps("lounge-temp", "2026-01-05 10:05", [15.0] * 12) + \
         heartbeats("2026-01-05 10:06", "2026-01-05 14:00") + \

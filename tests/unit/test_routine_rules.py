@@ -1,0 +1,252 @@
+"""Rules that know the resident's routine (not up, toilet trips, meals, decline), night-time
+door openings and device health, driven through the engine over built days."""
+
+from __future__ import annotations
+
+import json
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from detect.engine import Detector
+from telecare.alert import Alert
+from telecare.reading import Reading
+from tests.builders import config_for, every, only, reading, utc
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+LONDON = ZoneInfo("Europe/London")
+START = date(2026, 1, 5)
+
+
+def run(detector: Detector, readings: list[Reading]) -> list[Alert]:
+    """Each alert in its final state, in the order first raised."""
+    out: dict[str, Alert] = {}
+    for r in sorted(readings, key=lambda r: r.ts):
+        for alert in detector.process(r):
+            out[alert.id] = alert
+    return list(out.values())
+
+
+def at(day: date, hhmm: str) -> datetime:
+    """Local London time on `day` as a UTC instant."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, h, m, tzinfo=LONDON).astimezone(
+        utc("2026-01-01 00:00").tzinfo)
+
+
+def day_of_life(day: date, up: str | None = "07:30", night_trips: int = 1,
+                day_flushes: int = 6, kettle: int = 5, moves: int = 28) -> list[Reading]:
+    """One ordinary day: night trips to the toilet, getting up at `up` (None: stays in bed
+    until 13:00), kettle uses, toilet visits and movement through the day, bed at 22:30."""
+    out = [reading("hub", "heartbeat", 1, t) for t in
+           every(at(day, "00:00"), at(day, "00:00") + 24 * H, 30 * M)]
+    for i in range(night_trips):
+        t = at(day, "01:00") + i * 40 * M
+        out += [reading("bed-mat", "bed", 0, t), reading("toilet", "flush", 1, t + 3 * M),
+                reading("bed-mat", "bed", 1, t + 6 * M)]
+    rise = at(day, up) if up else at(day, "13:00")
+    out += [reading("bed-mat", "bed", 0, rise), reading("bedroom-pir", "motion", 1, rise + M)]
+    active = [rise + 10 * M + i * (13 * H / moves) for i in range(moves)]
+    out += [reading("kitchen-pir", "motion", 1, t) for t in active]
+    for i in range(kettle):
+        t = rise + 15 * M + i * 2 * H
+        out += [reading("kettle-plug", "power", 2000, t), reading("kettle-plug", "power", 0,
+                                                                 t + 3 * M)]
+    out += [reading("toilet", "flush", 1, at(day, "09:30") + i * (11 * H / day_flushes))
+            for i in range(day_flushes)]
+    out.append(reading("bed-mat", "bed", 1, at(day, "22:30")))
+    return out
+
+
+def days(n: int, **kw: object) -> list[Reading]:
+    out: list[Reading] = []
+    for i in range(n):
+        out += day_of_life(START + timedelta(days=i), **kw)  # type: ignore[arg-type]
+    return out
+
+
+# --- not up -------------------------------------------------------------------------------
+
+
+def test_not_up_fires_at_the_usual_time_plus_the_margin_once_learned(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up"))
+    readings = days(10) + day_of_life(START + timedelta(days=10), up=None)
+    alerts = run(Detector(config), readings)
+    assert [(a.rule, a.status) for a in alerts] == [("not_up", "resolved")]
+    alert = alerts[0]
+    # Usual 07:30 (the median of the last ten mornings) + 2 h margin.
+    assert alert.raised_at == at(START + timedelta(days=10), "09:30")
+    assert "usually get up around 07:30 (median of the last 10 mornings)" in alert.message
+    assert alert.resolved_at is not None
+    assert alert.resolved_at > at(START + timedelta(days=10), "13:00")
+
+
+def test_a_night_trip_to_the_toilet_is_not_getting_up(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up"))
+    late = START + timedelta(days=10)
+    # Out of bed at 06:00 to the toilet and back: still counts as not up at 09:30.
+    trip = [reading("bed-mat", "bed", 0, at(late, "06:00")),
+            reading("bedroom-pir", "motion", 1, at(late, "06:01")),
+            reading("toilet", "flush", 1, at(late, "06:04")),
+            reading("bed-mat", "bed", 1, at(late, "06:08"))]
+    alerts = run(Detector(config), days(10) + day_of_life(late, up=None) + trip)
+    assert [a.raised_at for a in alerts] == [at(late, "09:30")]
+
+
+def test_a_new_home_uses_the_plans_default_and_says_it_is_still_learning(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up"))
+    alerts = run(Detector(config), day_of_life(START, up="07:00") +
+                 day_of_life(START + timedelta(days=1), up=None))
+    assert [a.raised_at for a in alerts] == [at(START + timedelta(days=1), "10:30")]
+    assert "still being learned" in alerts[0].message
+    assert alerts[0].evidence["warming_up"] is True
+
+
+def test_not_up_follows_the_residents_clock_across_the_change_to_summer_time(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up"))
+    first = date(2026, 3, 18)  # clocks go forward on Sunday 29 March
+    readings: list[Reading] = []
+    for i in range(12):
+        readings += day_of_life(first + timedelta(days=i))
+    late = first + timedelta(days=12)  # 30 March, BST
+    readings += day_of_life(late, up=None)
+    alerts = run(Detector(config), readings)
+    assert [a.raised_at for a in alerts] == [at(late, "09:30")]
+    assert alerts[0].raised_at == utc("2026-03-30 08:30")  # 09:30 BST
+
+
+# --- toilet trips -------------------------------------------------------------------------
+
+
+def test_rising_toilet_trips_raise_one_warning_that_names_the_baseline(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_toilet"))
+    readings = days(14)
+    for i, trips in enumerate([3, 4, 5]):
+        readings += day_of_life(START + timedelta(days=14 + i), night_trips=trips,
+                                day_flushes=10)
+    alerts = run(Detector(config), readings)
+    assert [(a.rule, a.status) for a in alerts] == [("night_toilet", "firing")]
+    alert = alerts[0]
+    assert alert.raised_at <= at(START + timedelta(days=16), "10:00")
+    assert "trips to the toilet last night; usually 1 (median 1 over the last" in \
+        alert.message
+    assert alert.evidence["baseline_median"] == 1
+
+
+def test_ordinary_nights_with_the_odd_extra_trip_raise_nothing(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_toilet"))
+    readings: list[Reading] = []
+    for i in range(30):
+        readings += day_of_life(START + timedelta(days=i), night_trips=2 if i % 5 == 0 else 1,
+                                day_flushes=7 if i % 4 == 0 else 6)
+    assert run(Detector(config), readings) == []
+
+
+def test_the_toilet_warning_resolves_once_after_two_ordinary_days(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_toilet"))
+    readings = days(14)
+    for i, trips in enumerate([5, 5, 1, 1, 1, 1]):
+        readings += day_of_life(START + timedelta(days=14 + i), night_trips=trips,
+                                day_flushes=11 if trips > 1 else 6)
+    alerts = run(Detector(config), readings)
+    assert [a.status for a in alerts] == ["resolved"]
+    assert alerts[0].resolved_at == at(START + timedelta(days=18), "10:00")
+
+
+# --- meals and decline --------------------------------------------------------------------
+
+
+def test_two_days_of_little_kitchen_use_raise_a_meals_warning(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("meals"))
+    readings = days(10, kettle=5)
+    for i in range(2):
+        readings += day_of_life(START + timedelta(days=10 + i), kettle=1)
+    alerts = run(Detector(config), readings)
+    assert [(a.rule, a.raised_at) for a in alerts] == \
+        [("meals", at(START + timedelta(days=11), "22:30"))]
+    assert "Only 1 uses of the kettle" in alerts[0].message
+
+
+def test_a_week_of_much_less_activity_raises_decline(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("decline"))
+    readings = days(28, moves=40)
+    for i in range(10):
+        readings += day_of_life(START + timedelta(days=28 + i), moves=15)
+    alerts = run(Detector(config), readings)
+    assert [a.rule for a in alerts] == ["decline"]
+    assert "Less activity at home" in alerts[0].message
+
+
+# --- night door ---------------------------------------------------------------------------
+
+
+def test_a_door_opened_at_night_with_nothing_indoors_after_raises_night_door(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_door"))
+    leave = at(START, "03:00")
+    readings = [reading("bedroom-pir", "motion", 1, leave - 2 * M),
+                reading("front-door", "contact", 1, leave),
+                # Out of bed in the same second the door opened: on the way out, not inside.
+                reading("bed-mat", "bed", 0, leave),
+                reading("front-door", "contact", 0, leave + 20 * timedelta(seconds=1))] + \
+        [reading("hub", "heartbeat", 1, t) for t in every(leave, leave + H, 5 * M)]
+    alerts = run(Detector(config), readings)
+    assert [(a.rule, a.raised_at) for a in alerts] == [("night_door", leave + 15 * M)]
+
+
+def test_movement_indoors_after_the_door_closes_is_a_return(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_door"))
+    leave = at(START, "03:00")
+    readings = [reading("front-door", "contact", 1, leave),
+                reading("front-door", "contact", 0, leave + M),
+                reading("kitchen-pir", "motion", 1, leave + 3 * M)] + \
+        [reading("hub", "heartbeat", 1, t) for t in every(leave, leave + H, 5 * M)]
+    assert run(Detector(config), readings) == []
+
+
+# --- device health ------------------------------------------------------------------------
+
+
+def test_a_motion_sensor_silent_while_the_home_is_busy_is_reported_to_the_technical_team(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("device_health"))
+    readings = days(12)
+    for i in range(12):  # the bedroom sensor sees someone every half hour of the day
+        d = START + timedelta(days=i)
+        readings += [reading("bedroom-pir", "motion", 1, t)
+                     for t in every(at(d, "08:05"), at(d, "21:30"), 30 * M)]
+    broken = START + timedelta(days=12)
+    # The bedroom sensor dies: the day goes on in the kitchen, 80+ events, and it sees none.
+    readings += [r for r in day_of_life(broken, moves=120) if r.device != "bedroom-pir"]
+    # (The builder's days send no periodic check-ins, so only the motion sensors are looked at.)
+    alerts = [a for a in run(Detector(config), readings) if a.rule == "device_offline"
+              and a.evidence["device"].endswith("-pir")]
+    assert [(a.rule, a.evidence["device"], a.evidence["audience"]) for a in alerts] == \
+        [("device_offline", "bedroom-pir", "technical")]
+    assert alerts[0].raised_at.date() == broken
+
+
+def test_restoring_saved_state_mid_way_gives_the_same_routine_alerts(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up", "night_toilet", "meals"))
+    readings = days(12)
+    for i, trips in enumerate([4, 5]):
+        readings += day_of_life(START + timedelta(days=12 + i), night_trips=trips,
+                                day_flushes=11, kettle=1)
+    readings += day_of_life(START + timedelta(days=14), up=None)
+    readings.sort(key=lambda r: r.ts)
+    straight = run(Detector(config), readings)
+    assert {a.rule for a in straight} == {"not_up", "night_toilet", "meals"}
+
+    first = Detector(config)
+    cut = len(readings) * 9 // 10
+    out = run(first, readings[:cut])
+    second = Detector(config)
+    saved = json.dumps({h: first.state_of(h) for h in first.homes})  # as checkpointed
+    second.load(first.watermark_text(), json.loads(saved))
+    out += run(second, readings[cut:])
+    assert [(a.id, a.status) for a in out] == [(a.id, a.status) for a in straight]
