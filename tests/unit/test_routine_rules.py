@@ -4,7 +4,6 @@ door openings and device health, driven through the engine over built days."""
 from __future__ import annotations
 
 import json
-
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo

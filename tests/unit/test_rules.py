@@ -66,7 +66,8 @@ def temps(device: str, start: str, values: list[float], step: timedelta = 10 * M
 
 def test_a_room_below_16_for_an_hour_raises_cold_home_once_then_resolves(tmp_path: Path) -> None:
     values = [17.0] * 3 + [15.5] * 9 + [16.2] * 2 + [16.8] * 2
-    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), temps("bedroom-temp", "2026-01-05 01:00", values))
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)),
+                 temps("bedroom-temp", "2026-01-05 01:00", values))
     fired = [a for a in alerts if a.status == "firing"]
     assert len(fired) == 1 and fired[0].rule == "cold_home"
     assert fired[0].raised_at == utc("2026-01-05 01:30") + H  # first cold reading + 1 h
@@ -79,7 +80,8 @@ def test_a_room_below_16_for_an_hour_raises_cold_home_once_then_resolves(tmp_pat
 
 def test_a_cold_spell_shorter_than_the_hour_raises_nothing(tmp_path: Path) -> None:
     values = [17.0] + [15.0] * 5 + [17.0] * 10
-    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)), temps("lounge-temp", "2026-01-05 01:00", values))
+    alerts = run(Detector(config_for(tmp_path, rules=ACUTE)),
+                 temps("lounge-temp", "2026-01-05 01:00", values))
     assert alerts == []
 
 
