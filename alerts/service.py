@@ -1,53 +1,95 @@
-"""The alerts stage: turn each alert change into notifications and deliver them.
+"""The alerts stage: from each alert change to a person who has taken it on.
 
-Two small steps composed in plain code, each durable in the embedded store:
-1. route: for each new alert event, one outbox row per contact and channel (unique, so a
-   restart never queues a second notification for the same person and change), committed
-   together with the stage's cursor;
-2. deliver: send due outbox rows; a retryable failure is tried again with back-off, a
-   permanent one (or one that keeps failing) is marked failed and reported. One channel
-   failing never holds back another: each row stands alone.
-Every change also gets a log line, whoever else hears of it.
+Small steps composed in plain code, each durable in the embedded store, so a restart (even a
+SIGKILL) resumes exactly where it was, with no notification twice and none missed:
+1. route: each new alert event becomes notifications (one row per person, channel, target
+   and round, unique), for the people the home's plan says to tell now (`alerts.plan`),
+   committed with the stage's cursor; with an escalation plan the alert also gets an
+   escalation row: who is next and when, when the next reminder is due.
+2. escalate: due escalation steps tell the next person in the chain; due reminders tell
+   everyone told so far again, on the plan's schedule whose last interval repeats. Each step
+   is committed with the rows it creates, so it happens once.
+3. deliver: each channel has its own worker, so a failing or slow channel never holds back
+   another; a retryable failure is tried again with back-off, a permanent one (or one that
+   keeps failing) is marked failed and reported. People's channels (e-mail, Apprise) get a
+   home's due notices grouped into one message.
+People act through `acknowledge` (stops the escalation and tells the others who is dealing
+with it), `resolve_by_person` (closes it, with an outcome), `feedback` (useful / false
+alarm, with a word of why) and the resident's own "I'm OK" (`resident_ok`), all recorded
+beside the alert.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
 
-from alerts.notifiers import DeliveryError, LogNotifier, Notifier, WebhookNotifier
+from alerts import plan
+from alerts.notifiers import DeliveryError, LogNotifier, Notice, Notifier, WebhookNotifier
 from alerts.store import AlertStore
-from telecare.alert import Alert
-from telecare.config import Config
-from telecare.db import Transaction
+from telecare.alert import Alert, severity_rank
+from telecare.config import Config, Contact, HomeConfig
+from telecare.db import Transaction, connect
 
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
+CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
-    event_seq INTEGER NOT NULL,
     alert_id TEXT NOT NULL,
-    status TEXT NOT NULL,
+    home TEXT NOT NULL,
+    status TEXT NOT NULL,           -- the alert's status this notice is about
+    round TEXT NOT NULL,            -- 0, stepN, repeatN, resolved, ack:NAME
+    kind TEXT NOT NULL,             -- alert, reminder, resolved, acknowledged
+    by_whom TEXT,
     contact TEXT NOT NULL,
     channel TEXT NOT NULL,
     target TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',   -- pending, sent, failed
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending, sent, failed, dropped
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    next_attempt REAL NOT NULL,
     last_error TEXT,
     sent_at REAL,
-    UNIQUE (alert_id, status, contact, channel)
+    UNIQUE (alert_id, status, round, contact, channel, target)
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications (state, channel, next_attempt);
+CREATE TABLE IF NOT EXISTS escalations (
+    alert_id TEXT PRIMARY KEY,
+    home TEXT NOT NULL,
+    state TEXT NOT NULL,            -- open, acknowledged, resolved
+    started REAL NOT NULL,
+    step INTEGER NOT NULL,          -- how many of the chain have been asked
+    next_step_at REAL,
+    repeats INTEGER NOT NULL DEFAULT 0,
+    next_repeat_at REAL
+);
+CREATE TABLE IF NOT EXISTS acknowledgements (
+    alert_id TEXT NOT NULL,
+    by_whom TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT,
+    PRIMARY KEY (alert_id, by_whom)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    alert_id TEXT NOT NULL,
+    by_whom TEXT NOT NULL,
+    verdict TEXT NOT NULL,          -- useful, false_alarm
+    why TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (alert_id, by_whom)
+);
 CREATE TABLE IF NOT EXISTS alerts_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 MAX_ATTEMPTS = 12
+VERDICTS = ("useful", "false_alarm")
+RESIDENT = "the resident"
 
 
 @dataclass(frozen=True)
@@ -59,6 +101,8 @@ class Delivery:
     state: str
     attempts: int
     last_error: str | None
+    round: str = "0"
+    kind: str = "alert"
 
 
 def backoff_s(attempts: int) -> float:
@@ -73,12 +117,34 @@ class AlertService:
         self.config = config
         self.store = AlertStore(conn)
         conn.executescript(_SCHEMA)
-        self.notifiers = {n.channel: n for n in (notifiers or [WebhookNotifier()])}
+        self.notifiers: dict[str, Notifier] = {
+            n.channel: n for n in (notifiers or [WebhookNotifier()])}
         self.log_notifier = LogNotifier()
         self.clock = clock
         self.wake = threading.Event()
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
         self.cursor = int(row[0]) if row else 0
+        self._db_dir = Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
+
+    # --- 1. route ------------------------------------------------------------------------
+
+    def _queue(self, c: sqlite3.Connection, alert: Alert, home: HomeConfig, contact: Contact,
+               round_: str, kind: str, now: float, by: str | None = None) -> None:
+        due = plan.reachable_from(contact, home, alert,
+                                  datetime.fromtimestamp(now, UTC)).timestamp()
+        for channel, notifier in self.notifiers.items():
+            for target in notifier.target(contact):
+                c.execute(
+                    "INSERT OR IGNORE INTO notifications (alert_id, home, status, round, kind,"
+                    " by_whom, contact, channel, target, created, next_attempt)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (alert.id, alert.home, alert.status, round_, kind, by, contact.name,
+                     channel, target, now, max(now, due)))
+
+    def _told(self, c: sqlite3.Connection, alert_id: str) -> set[str]:
+        rows = c.execute("SELECT DISTINCT contact FROM notifications WHERE alert_id = ? AND"
+                         " status = 'firing'", (alert_id,)).fetchall()
+        return {r[0] for r in rows}
 
     def route(self) -> int:
         events = self.store.events_since(self.cursor)
@@ -86,74 +152,255 @@ class AlertService:
             return 0
         now = self.clock()
         with Transaction(self.conn) as c:
-            for seq, alert in events:
+            for _, alert in events:
                 home = self.config.home(alert.home)
-                for contact in home.contacts:
-                    for channel, notifier in self.notifiers.items():
-                        target = notifier.target(contact)
-                        if target:
-                            c.execute(
-                                "INSERT OR IGNORE INTO outbox (event_seq, alert_id, status,"
-                                " contact, channel, target, next_attempt) VALUES (?,?,?,?,?,?,?)",
-                                (seq, alert.id, alert.status, contact.name, channel, target, now),
-                            )
+                if alert.status == "firing":
+                    for contact in plan.told_at_once(home, alert):
+                        self._queue(c, alert, home, contact, "0", "alert", now)
+                    esc = home.escalation
+                    if esc is not None:
+                        chain = plan.chain(home, alert)
+                        c.execute(
+                            "INSERT OR IGNORE INTO escalations (alert_id, home, state, started,"
+                            " step, next_step_at, next_repeat_at) VALUES (?,?,'open',?,?,?,?)",
+                            (alert.id, alert.home, now, 1,
+                             now + esc.ack_within.total_seconds() if len(chain) > 1 else None,
+                             now + esc.repeat[0].total_seconds() if esc.repeat else None))
+                else:
+                    told = self._told(c, alert.id)
+                    for contact in home.contacts:
+                        if contact.name in told:
+                            self._queue(c, alert, home, contact, "resolved", "resolved", now)
+                    c.execute("UPDATE escalations SET state = 'resolved' WHERE alert_id = ?",
+                              (alert.id,))
+                    _drop_reminders(c, alert.id)
             self.cursor = events[-1][0]
             c.execute("INSERT OR REPLACE INTO alerts_meta VALUES ('cursor', ?)",
                       (str(self.cursor),))
         for _, alert in events:
-            self.log_notifier.send(alert, "")
+            self.log_notifier.send([Notice(alert)], "")
         return len(events)
 
-    def deliver(self) -> int:
+    # --- 2. escalate ---------------------------------------------------------------------
+
+    def escalate(self) -> int:
         now = self.clock()
-        rows = self.conn.execute(
-            "SELECT o.id, o.channel, o.target, o.contact, o.attempts, e.body FROM outbox o"
-            " JOIN alert_events e ON e.seq = o.event_seq"
-            " WHERE o.state = 'pending' AND o.next_attempt <= ? ORDER BY o.id LIMIT 100",
-            (now,),
-        ).fetchall()
-        for row_id, channel, target, contact, attempts, body in rows:
-            alert = Alert.from_json_obj(json.loads(body))
-            notifier = self.notifiers.get(channel)
-            attempts += 1
-            try:
-                if notifier is None:
-                    raise DeliveryError(f"no notifier for channel {channel}", False)
-                notifier.send(alert, target)
-            except DeliveryError as exc:
-                give_up = not exc.retryable or attempts >= MAX_ATTEMPTS
-                state = "failed" if give_up else "pending"
-                self.conn.execute(
-                    "UPDATE outbox SET state=?, attempts=?, next_attempt=?, last_error=?"
-                    " WHERE id=?",
-                    (state, attempts, self.clock() + backoff_s(attempts), exc.reason, row_id),
-                )
-                if give_up:
-                    log.error("could not notify %s of %s by %s: %s (gave up after %d tries)",
-                              contact, alert.id, channel, exc.reason, attempts)
-                else:
-                    log.warning("notifying %s of %s by %s failed: %s; retrying",
-                                contact, alert.id, channel, exc.reason)
+        due = self.conn.execute(
+            "SELECT alert_id, step, next_step_at, repeats, next_repeat_at FROM escalations"
+            " WHERE state = 'open' AND (next_step_at <= ? OR next_repeat_at <= ?)",
+            (now, now)).fetchall()
+        done = 0
+        for alert_id, step, next_step_at, repeats, next_repeat_at in due:
+            alert = self.store.get(alert_id)
+            if alert is None or alert.status != "firing":
                 continue
-            self.conn.execute(
-                "UPDATE outbox SET state='sent', attempts=?, sent_at=? WHERE id=?",
-                (attempts, self.clock(), row_id),
-            )
+            home = self.config.home(alert.home)
+            esc = home.escalation
+            if esc is None:
+                continue
+            chain = plan.chain(home, alert)
+            with Transaction(self.conn) as c:
+                state = c.execute("SELECT state, step, repeats FROM escalations WHERE"
+                                  " alert_id = ?", (alert_id,)).fetchone()
+                if state is None or state[0] != "open" or state[1] != step or \
+                        state[2] != repeats:
+                    continue  # acknowledged or moved on meanwhile
+                if next_step_at is not None and next_step_at <= now:
+                    if step < len(chain):
+                        self._queue(c, alert, home, chain[step], f"step{step}", "alert", now)
+                        log.info("escalating %s to the next in the chain (step %d)",
+                                 alert_id, step + 1)
+                    step += 1
+                    next_step_at = now + esc.ack_within.total_seconds() \
+                        if step < len(chain) else None
+                if next_repeat_at is not None and next_repeat_at <= now:
+                    repeats += 1
+                    told = self._told(c, alert_id)
+                    for contact in chain:
+                        if contact.name in told:
+                            self._queue(c, alert, home, contact, f"repeat{repeats}",
+                                        "reminder", now)
+                    interval = esc.repeat[min(repeats, len(esc.repeat) - 1)]
+                    next_repeat_at = now + interval.total_seconds()
+                c.execute("UPDATE escalations SET step=?, next_step_at=?, repeats=?,"
+                          " next_repeat_at=? WHERE alert_id=?",
+                          (step, next_step_at, repeats, next_repeat_at, alert_id))
+                done += 1
+        return done
+
+    # --- 3. deliver ----------------------------------------------------------------------
+
+    def deliver(self, channel: str | None = None, conn: sqlite3.Connection | None = None
+                ) -> int:
+        """Send due notifications (of one channel, or all). Several for one person and home
+        go as one message on channels that group."""
+        conn = conn or self.conn
+        now = self.clock()
+        query = ("SELECT id, channel, target, contact, home, attempts, alert_id, round, kind,"
+                 " by_whom, status FROM notifications WHERE state = 'pending' AND"
+                 " next_attempt <= ?")
+        args: tuple[object, ...] = (now,)
+        if channel is not None:
+            query += " AND channel = ?"
+            args += (channel,)
+        rows = conn.execute(query + " ORDER BY id LIMIT 200", args).fetchall()
+        batches: dict[tuple[str, str, str, str], list[tuple[int, int, Notice]]] = {}
+        for row_id, chan, target, contact, home, attempts, alert_id, round_, kind, by, \
+                status in rows:
+            alert = self.store.get(alert_id)
+            if alert is None:
+                continue
+            notice = Notice(_as_status(alert, status), kind, round_, by)
+            notifier = self.notifiers.get(chan)
+            key = (chan, target, contact, home) if notifier is not None and \
+                notifier.groups else (chan, target, contact, str(row_id))
+            batches.setdefault(key, []).append((row_id, attempts, notice))
+        for (chan, target, contact, _), batch in batches.items():
+            batch.sort(key=lambda b: -severity_rank(b[2].alert.severity))
+            self._send(conn, chan, target, contact, batch)
         return len(rows)
 
+    def _send(self, conn: sqlite3.Connection, channel: str, target: str, contact: str,
+              batch: list[tuple[int, int, Notice]]) -> None:
+        notifier = self.notifiers.get(channel)
+        attempts = max(a for _, a, _ in batch) + 1
+        ids = [row_id for row_id, _, _ in batch]
+        marks = ",".join("?" * len(ids))
+        try:
+            if notifier is None:
+                raise DeliveryError(f"no notifier for channel {channel}", False)
+            notifier.send([n for _, _, n in batch], target)
+        except DeliveryError as exc:
+            give_up = not exc.retryable or attempts >= MAX_ATTEMPTS
+            conn.execute(
+                f"UPDATE notifications SET state=?, attempts=?, next_attempt=?, last_error=?"
+                f" WHERE id IN ({marks})",
+                ("failed" if give_up else "pending", attempts,
+                 self.clock() + backoff_s(attempts), exc.reason, *ids))
+            what = ", ".join(n.alert.id for _, _, n in batch)
+            if give_up:
+                log.error("could not notify %s of %s by %s: %s (gave up after %d tries)",
+                          contact, what, channel, exc.reason, attempts)
+            else:
+                log.warning("notifying %s of %s by %s failed: %s; retrying",
+                            contact, what, channel, exc.reason)
+            return
+        except Exception as exc:  # a notifier's own bug must not stop the others
+            conn.execute(
+                f"UPDATE notifications SET attempts=?, next_attempt=?, last_error=?"
+                f" WHERE id IN ({marks})",
+                (attempts, self.clock() + backoff_s(attempts),
+                 f"notifier error: {exc.__class__.__name__}", *ids))
+            log.exception("the %s notifier failed unexpectedly", channel)
+            return
+        conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
+                     f" WHERE id IN ({marks})", (attempts, self.clock(), *ids))
+
     def step(self) -> int:
-        return self.route() + self.deliver()
+        return self.route() + self.escalate() + self.deliver()
+
+    # --- what people do ------------------------------------------------------------------
+
+    def acknowledge(self, alert_id: str, by: str, note: str | None = None) -> bool:
+        """`by` is dealing with it: the chain and reminders stop; the others told are told
+        who. False if there is no such alert. A second acknowledgement is recorded too."""
+        alert = self.store.get(alert_id)
+        if alert is None:
+            return False
+        now = self.clock()
+        home = self.config.home(alert.home)
+        with Transaction(self.conn) as c:
+            c.execute("INSERT OR IGNORE INTO acknowledgements VALUES (?,?,?,?)",
+                      (alert_id, by, now, note))
+            first = c.execute("UPDATE escalations SET state='acknowledged' WHERE alert_id=?"
+                              " AND state='open'", (alert_id,)).rowcount
+            _drop_reminders(c, alert_id)
+            told = self._told(c, alert_id)
+            if first or home.escalation is None:
+                for contact in home.contacts:
+                    if contact.name in told and contact.name != by:
+                        self._queue(c, alert, home, contact, f"ack:{by}", "acknowledged",
+                                    now, by=by)
+        self.wake.set()
+        log.info("%s acknowledged by a contact", alert_id)
+        return True
+
+    def resolve_by_person(self, alert_id: str, by: str, outcome: str) -> bool:
+        alert = self.store.get(alert_id)
+        if alert is None or alert.status != "firing":
+            return False
+        done = alert.resolve(datetime.fromtimestamp(self.clock(), UTC),
+                             f"Closed by {by}: {outcome}")
+        with Transaction(self.conn) as c:
+            self.store.record_in(c, [done])
+        self.wake.set()
+        return True
+
+    def resident_ok(self, home: str) -> list[str]:
+        """The resident pressed "I'm OK": every firing alert below critical at their home is
+        stood down and recorded as closed by them; a critical one stays for a person."""
+        stood_down = []
+        for alert in self.store.firing(home):
+            if alert.severity != "critical" and \
+                    self.resolve_by_person(alert.id, RESIDENT, "they answered \"I'm OK\" "
+                                                               "from their own device"):
+                stood_down.append(alert.id)
+        return stood_down
+
+    def feedback(self, alert_id: str, by: str, verdict: str, why: str | None = None) -> bool:
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+        if self.store.get(alert_id) is None:
+            return False
+        with Transaction(self.conn) as c:
+            c.execute("INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?)",
+                      (alert_id, by, verdict, why, self.clock()))
+        return True
 
     def deliveries(self) -> list[Delivery]:
         rows = self.conn.execute(
-            "SELECT alert_id, status, contact, channel, state, attempts, last_error FROM outbox"
-            " ORDER BY id"
-        ).fetchall()
+            "SELECT alert_id, status, contact, channel, state, attempts, last_error, round,"
+            " kind FROM notifications ORDER BY id").fetchall()
         return [Delivery(*r) for r in rows]
 
-    def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
+    # --- running -------------------------------------------------------------------------
+
+    def _channel_worker(self, channel: str, stop: threading.Event, poll_s: float) -> None:
+        conn = connect(self._db_dir)
         while not stop.is_set():
-            if self.step() == 0:
+            try:
+                if self.deliver(channel, conn) == 0:
+                    stop.wait(poll_s / 5)
+            except sqlite3.Error:
+                log.exception("delivery on %s hit a database error; retrying", channel)
+                stop.wait(1.0)
+        self.deliver(channel, conn)
+        conn.close()
+
+    def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
+        workers = [threading.Thread(target=self._channel_worker, args=(ch, stop, poll_s),
+                                    name=f"deliver-{ch}", daemon=True)
+                   for ch in self.notifiers]
+        for w in workers:
+            w.start()
+        while not stop.is_set():
+            if self.route() + self.escalate() == 0:
                 self.wake.wait(poll_s)
                 self.wake.clear()
-        self.step()  # one last pass for what detection committed before it stopped
+        self.route()  # one last pass for what detection committed before it stopped
+        for w in workers:
+            w.join(30)
+
+
+def _drop_reminders(c: sqlite3.Connection, alert_id: str) -> None:
+    """Someone acted: reminders not yet sent are no longer needed."""
+    c.execute("UPDATE notifications SET state='dropped' WHERE alert_id=? AND state='pending'"
+              " AND kind='reminder'", (alert_id,))
+
+
+def _as_status(alert: Alert, status: str) -> Alert:
+    """The alert as it was when the notice was queued (a reminder of a firing alert that has
+    since resolved still says firing; it is not sent as an all-clear)."""
+    if status == "firing" and alert.status == "resolved":
+        return replace(alert, status="firing", resolved_at=None, resolution=None)
+    return alert

@@ -48,7 +48,7 @@ class AlertStore:
             conn.execute(
                 "INSERT INTO alerts (id, home, rule, severity, status, raised_at, body)"
                 " VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status,"
-                " body=excluded.body",
+                " body=excluded.body WHERE alerts.status != 'resolved'",  # closed stays closed
                 (alert.id, alert.home, alert.rule, alert.severity, alert.status,
                  format_ts(alert.raised_at), body),
             )
@@ -66,6 +66,11 @@ class AlertStore:
 
     def all(self) -> list[Alert]:
         rows = self.conn.execute("SELECT body FROM alerts ORDER BY raised_at, id").fetchall()
+        return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
+
+    def firing(self, home: str) -> list[Alert]:
+        rows = self.conn.execute("SELECT body FROM alerts WHERE home = ? AND status = 'firing'"
+                                 " ORDER BY raised_at, id", (home,)).fetchall()
         return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
 
     def get(self, alert_id: str) -> Alert | None:

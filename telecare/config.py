@@ -230,15 +230,86 @@ class Device(BaseModel):
         return v
 
 
+CIRCLE_ROLES = ("family", "neighbour", "volunteer", "professional", "technical")
+
+
 class Contact(_Strict):
+    """One person (or team) in the resident's circle and how to reach them.
+
+    Channels: `webhook`, `email`, `mqtt` (a topic, for a home hub or a responder's console)
+    and `apprise` (Apprise URLs: SMS, push, chat). `hours` is when they can be reached, in
+    their own `timezone` (the home's if not given); outside it, alerts below critical wait
+    for the start of their hours, a critical one never waits. `min_severity`: the least
+    severe alert they want to hear of. A `technical` contact hears only of device faults,
+    and device faults go to nobody else."""
+
     name: str
+    role: str = "family"
     webhook: str | None = None
+    email: str | None = None
+    mqtt: str | None = None
+    apprise: list[str] = Field(default_factory=list)
+    timezone: str | None = None
+    hours: Window | None = None
+    min_severity: Severity = "info"
 
     @field_validator("webhook")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"https?://[^\s/]+", v):
             raise ValueError(f"webhook {v!r} must be an http:// or https:// URL")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v):
+            raise ValueError(f"email {v!r} is not an e-mail address")
+        return v
+
+    @field_validator("mqtt")
+    @classmethod
+    def _topic(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c in v for c in "#+\0")):
+            raise ValueError(f"mqtt topic {v!r} must be a plain topic without wildcards")
+        return v
+
+    @field_validator("role")
+    @classmethod
+    def _circle_role(cls, v: str) -> str:
+        if v not in CIRCLE_ROLES:
+            raise ValueError(f"role {v!r} is not one of {', '.join(CIRCLE_ROLES)}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _contact_tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone {v!r} is not an IANA zone like Europe/London") \
+                    from None
+        return v
+
+
+class Escalation(_Strict):
+    """The plan for who is told when. Contacts are asked in the order the home lists them:
+    the first at once; if nobody has acknowledged within `ack_within`, the next as well, and
+    so on. Everyone told so far is reminded on the `repeat` schedule (its last interval
+    repeats) until someone acknowledges. A critical alert also goes to every professional
+    responder at once."""
+
+    ack_within: Duration = timedelta(minutes=10)
+    repeat: list[Duration] = Field(default_factory=lambda: [timedelta(minutes=5),
+                                                            timedelta(minutes=15)])
+    group_within: Duration = timedelta(seconds=0)
+
+    @field_validator("repeat")
+    @classmethod
+    def _repeat(cls, v: list[timedelta]) -> list[timedelta]:
+        if any(d < timedelta(seconds=30) for d in v):
+            raise ValueError("repeat intervals must be at least 30s")
         return v
 
 
@@ -248,6 +319,8 @@ class HomeConfig(BaseModel):
     timezone: str
     devices: list[Device] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
+    # Without an escalation plan every contact hears of every alert at once (contract 4).
+    escalation: Escalation | None = None
     rules: RuleSettings
 
     @field_validator("home")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from alerts.notifiers import Notifier
+from alerts.notifiers import Notifier, default_notifiers
 from alerts.service import AlertService
 from detect.service import DetectService
 from ingest.influx import InfluxForwarder, InfluxTarget
@@ -63,7 +63,9 @@ class Pipeline:
 
     def start(self) -> None:
         if "alerts" in self.stages:
-            self.alerts = AlertService(connect(self.data_dir), self.config, self.notifiers)
+            notifiers = self.notifiers or default_notifiers(
+                str(self.broker) if self.broker else None)
+            self.alerts = AlertService(connect(self.data_dir), self.config, notifiers)
         if "detect" in self.stages:
             wake_alerts = self.alerts.wake.set if self.alerts else None
             self.detect = DetectService(connect(self.data_dir), self.config, wake_alerts,
