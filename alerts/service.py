@@ -205,6 +205,8 @@ class AlertService:
                 if state is None or state[0] != "open" or state[1] != step or \
                         state[2] != repeats:
                     continue  # acknowledged or moved on meanwhile
+                told = self._told(c, alert_id)  # before this step: the newly asked get no
+                # reminder in the same breath
                 if next_step_at is not None and next_step_at <= now:
                     if step < len(chain):
                         self._queue(c, alert, home, chain[step], f"step{step}", "alert", now)
@@ -215,7 +217,6 @@ class AlertService:
                         if step < len(chain) else None
                 if next_repeat_at is not None and next_repeat_at <= now:
                     repeats += 1
-                    told = self._told(c, alert_id)
                     for contact in chain:
                         if contact.name in told:
                             self._queue(c, alert, home, contact, f"repeat{repeats}",
