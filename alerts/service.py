@@ -124,6 +124,8 @@ class AlertService:
         self.wake = threading.Event()
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
         self.cursor = int(row[0]) if row else 0
+        row = conn.execute("SELECT value FROM alerts_meta WHERE key='ok_cursor'").fetchone()
+        self.ok_cursor = int(row[0]) if row else 0
         self._db_dir = Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
 
     # --- 1. route ------------------------------------------------------------------------
@@ -145,6 +147,17 @@ class AlertService:
         rows = c.execute("SELECT DISTINCT contact FROM notifications WHERE alert_id = ? AND"
                          " status = 'firing'", (alert_id,)).fetchall()
         return {r[0] for r in rows}
+
+    def stand_down(self) -> int:
+        """Act on the resident's "I'm OK" presses that detection recorded."""
+        oks = self.store.oks_since(self.ok_cursor)
+        for seq, home in oks:
+            done = self.resident_ok(home)
+            log.info("the resident of %s said I'm OK: %d alert(s) stood down", home, len(done))
+            self.ok_cursor = seq
+            self.conn.execute("INSERT OR REPLACE INTO alerts_meta VALUES ('ok_cursor', ?)",
+                              (str(seq),))
+        return len(oks)
 
     def route(self) -> int:
         events = self.store.events_since(self.cursor)
@@ -298,7 +311,7 @@ class AlertService:
                      f" WHERE id IN ({marks})", (attempts, self.clock(), *ids))
 
     def step(self) -> int:
-        return self.route() + self.escalate() + self.deliver()
+        return self.stand_down() + self.route() + self.escalate() + self.deliver()
 
     # --- what people do ------------------------------------------------------------------
 
@@ -385,7 +398,7 @@ class AlertService:
         for w in workers:
             w.start()
         while not stop.is_set():
-            if self.route() + self.escalate() == 0:
+            if self.stand_down() + self.route() + self.escalate() == 0:
                 self.wake.wait(poll_s)
                 self.wake.clear()
         self.route()  # one last pass for what detection committed before it stopped

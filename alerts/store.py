@@ -2,7 +2,8 @@
 
 `alerts` holds each occurrence's current state; `alert_events` is the append-only log of
 changes (firing, resolved) that the alerts stage follows. An event is unique by (alert id,
-status): a detection restart that re-derives a change cannot log it twice.
+status): a detection restart that re-derives a change cannot log it twice. `resident_ok`
+holds the resident's own "I'm OK" presses, for the alerts stage to act on.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ CREATE TABLE IF NOT EXISTS alert_events (
     logged_us INTEGER NOT NULL,
     UNIQUE (alert_id, status)
 );
+CREATE TABLE IF NOT EXISTS resident_ok (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    home TEXT NOT NULL,
+    at TEXT NOT NULL,
+    UNIQUE (home, at)
+);
 """
 
 
@@ -57,6 +64,15 @@ class AlertStore:
                 " VALUES (?,?,?,?)",
                 (alert.id, alert.status, body, now_us),
             )
+
+    def record_ok_in(self, conn: sqlite3.Connection, home: str, at: str) -> None:
+        """The resident pressed their "I'm OK" button (once per press, however often the
+        reading is processed)."""
+        conn.execute("INSERT OR IGNORE INTO resident_ok (home, at) VALUES (?,?)", (home, at))
+
+    def oks_since(self, seq: int) -> list[tuple[int, str]]:
+        return [(s, h) for s, h in self.conn.execute(
+            "SELECT seq, home FROM resident_ok WHERE seq > ? ORDER BY seq", (seq,))]
 
     def events_since(self, seq: int, limit: int = 200) -> list[tuple[int, Alert]]:
         rows = self.conn.execute(

@@ -38,7 +38,7 @@ def _describe(kind: str, role: str | None, room: str | None, device: str, value:
     if kind == "flush":
         return "toilet flushed"
     if kind == "button":
-        return "pendant pressed"
+        return "'I'm OK' button pressed" if role == "ok_button" else "pendant pressed"
     if kind == "power":
         return f"{(role or device).replace('_', ' ')} switched on"
     if kind == "contact":

@@ -16,7 +16,7 @@ from detect.engine import Detector
 from ingest.store import ReadingStore
 from telecare.config import Config
 from telecare.db import Transaction
-from telecare.reading import Reading
+from telecare.reading import Reading, format_ts
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,20 @@ class DetectService:
         mine = [r for _, r in rows if count == 1 or partition_of(r.home, count) == index]
         mine.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
         changes = []
+        oks = []
         for reading in mine:
             if self.observed is not None:
                 self.observed(reading)
             changes.extend(self.detector.process(reading))
+            if reading.kind == "button" and reading.value >= 1:
+                device = self.detector.config.home(reading.home).device(reading.device)
+                if device is not None and device.role == "ok_button":
+                    oks.append((reading.home, format_ts(reading.ts)))
         touched = {h: self.detector.state_of(h) for h in self.detector.touched}
         with Transaction(self.conn) as c:
             self.alerts.record_in(c, changes)
+            for home, at in oks:
+                self.alerts.record_ok_in(c, home, at)
             self.checkpoint.save_in(c, cursor, self.detector.watermark_text(), touched,
                                     arrived_upto, band_done)
         self.cursor, self.arrived_upto, self.band_done = cursor, arrived_upto, band_done

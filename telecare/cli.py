@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -409,6 +410,98 @@ def status(config_dir: str, data_dir: str | None) -> None:
         "alerts_firing": sum(a.status == "firing" for a in alerts),
         "alerts_resolved": sum(a.status == "resolved" for a in alerts),
     }, indent=2))
+
+
+def _alert_service(config_dir: str, data_dir: str | None) -> Any:
+    from alerts.service import AlertService
+
+    config = _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    # No notifiers here: what this queues is sent by the running alerts stage.
+    return AlertService(connect(data), config, notifiers=[])
+
+
+@main.command()
+@config_option
+@data_option
+@click.argument("alert_id")
+@click.option("--by", required=True, help="who is dealing with it (a contact's name)")
+@click.option("--note", default=None, help="a word on what they are doing")
+def ack(config_dir: str, data_dir: str | None, alert_id: str, by: str,
+        note: str | None) -> None:
+    """Acknowledge an alert: BY is dealing with it. The escalation and reminders stop and
+    the others told hear who took it on."""
+    if not _alert_service(config_dir, data_dir).acknowledge(alert_id, by, note):
+        raise click.ClickException(f"no alert {alert_id}")
+    click.echo(f"{alert_id} acknowledged by {by}")
+
+
+@main.command()
+@config_option
+@data_option
+@click.argument("alert_id")
+@click.option("--by", required=True)
+@click.option("--outcome", required=True, help="how it ended, in plain words")
+def close(config_dir: str, data_dir: str | None, alert_id: str, by: str, outcome: str) -> None:
+    """Close (resolve) an alert by hand, with its outcome."""
+    if not _alert_service(config_dir, data_dir).resolve_by_person(alert_id, by, outcome):
+        raise click.ClickException(f"no firing alert {alert_id}")
+    click.echo(f"{alert_id} closed by {by}")
+
+
+@main.command()
+@config_option
+@data_option
+@click.argument("alert_id")
+@click.option("--by", required=True)
+@click.option("--useful", "verdict", flag_value="useful", help="the alert was worth having")
+@click.option("--false-alarm", "verdict", flag_value="false_alarm",
+              help="nothing was wrong")
+@click.option("--why", default=None, help="a word of why")
+def feedback(config_dir: str, data_dir: str | None, alert_id: str, by: str,
+             verdict: str | None, why: str | None) -> None:
+    """Say whether an alert was useful or a false alarm; kept beside the alert for tuning."""
+    if verdict is None:
+        raise click.UsageError("say --useful or --false-alarm")
+    if not _alert_service(config_dir, data_dir).feedback(alert_id, by, verdict, why):
+        raise click.ClickException(f"no alert {alert_id}")
+    click.echo(f"feedback on {alert_id} from {by}: {verdict}")
+
+
+@main.command(name="im-ok")
+@config_option
+@data_option
+@click.argument("home")
+def im_ok(config_dir: str, data_dir: str | None, home: str) -> None:
+    """The resident says "I'm OK": stand down their home's alerts below critical."""
+    done = _alert_service(config_dir, data_dir).resident_ok(home)
+    click.echo(f"stood down: {', '.join(done) if done else 'nothing open below critical'}")
+
+
+@main.command()
+@config_option
+@data_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--plot", "plot_file", default=None, type=click.Path(dir_okay=False),
+              help="draw the times to notification and acknowledgement (PNG)")
+def report(config_dir: str, data_dir: str | None, as_json: bool,
+           plot_file: str | None) -> None:
+    """Response figures: time to first notification, acknowledgement and resolution, per
+    severity and per home, against the social-alarm industry's yardstick."""
+    from alerts.report import format_report, gather, plot_report
+
+    _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    by_sev, by_home = gather(connect(data))
+    if as_json:
+        click.echo(json.dumps({"by_severity": {k: v.row() for k, v in by_sev.items()},
+                               "by_home": {k: v.row() for k, v in by_home.items()}},
+                              indent=2))
+    else:
+        click.echo(format_report(by_sev, by_home))
+    if plot_file:
+        plot_report(by_sev, Path(plot_file))
+        click.echo(f"drawn: {plot_file}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from telecare.reading import KINDS, check_id
 
 ROLES = frozenset(
     {"front_door", "back_door", "kettle", "fridge", "microwave", "tv", "toilet", "bed", "chair",
-     "pendant"}
+     "pendant", "ok_button"}  # ok_button: the resident's own "I'm OK" button
 )
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)\s*(d|h|m|s))", re.IGNORECASE)
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}

@@ -36,12 +36,14 @@ class CallForHelp(Rule):
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         if reading.kind != self.kind or reading.value < 1:
             return []
+        device = self.home.device(reading.device)
+        if device is not None and device.role == "ok_button":
+            return []  # the resident saying "I'm OK" is not a call for help
         last = self.last_event
         if last is not None and abs(reading.ts - last) <= self.settings.repeat_window:
             self.last_event = max(last, reading.ts)
             return []
         self.last_event = reading.ts if last is None else max(last, reading.ts)
-        device = self.home.device(reading.device)
         room = device.room if device and device.room else None
         where = f" ({room})" if room and room != "worn" else ""
         return [Alert(
