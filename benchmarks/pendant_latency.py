@@ -1,0 +1,169 @@
+"""Benchmark: pendant press to the first contact's webhook, through `telecare run`, under the
+load of 1,000 homes, in one run on this machine.
+
+    .venv/bin/python benchmarks/pendant_latency.py [--homes 1000] [--presses 200] [--rate 500]
+
+A real Mosquitto; `telecare run` in its own process (ingest, detect, alerts, one worker);
+1,000 homes configured, each with a contact whose webhook is a local HTTP receiver. A
+background publisher sends every home's sensor traffic (movement, room temperatures, hub
+heartbeats, event time = now) at `--rate` messages a second, far above the ~12 a second that
+1,000 real homes send (about 1,000 readings per home-day). Meanwhile `--presses` pendant
+presses, one per home, a quarter of a second apart; latency is the time from the publish
+call to the webhook receiving that home's alert. Prints p50, p90, p99 and the maximum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import yaml  # noqa: E402
+
+from tests.conftest import Mosquitto  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if body.get("rule") == "pendant" and body.get("status") == "firing":
+                    outer.arrived.setdefault(body["home"], time.time())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def write_homes(config: Path, homes: int, webhook: str) -> None:
+    (config / "homes").mkdir(parents=True)
+    for i in range(homes):
+        home = f"b{i:04d}"
+        data = {"home": home, "timezone": "Europe/London",
+                "devices": [{"id": "pendant", "kind": "button", "room": "worn",
+                             "role": "pendant"},
+                            {"id": "hall-pir", "kind": "motion", "room": "hall"},
+                            {"id": "lounge-temp", "kind": "temperature", "room": "lounge"},
+                            {"id": "hub", "kind": "heartbeat", "room": "hall"}],
+                "contacts": [{"name": "carer", "webhook": webhook}]}
+        (config / "homes" / f"{home}.yaml").write_text(yaml.safe_dump(data))
+
+
+def background(port: int, homes: int, rate: float, stop: threading.Event) -> list[int]:
+    sent = [0]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-background")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    rng = random.Random(1)
+    seq = 0
+    start = time.perf_counter()
+    while not stop.is_set():
+        due = start + sent[0] / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        home = f"b{rng.randrange(homes):04d}"
+        device, kind, value = rng.choice([("hall-pir", "motion", 1.0),
+                                          ("lounge-temp", "temperature", 20.5),
+                                          ("hub", "heartbeat", 1.0)])
+        seq += 1
+        payload = json.dumps({"ts": datetime.now(UTC).isoformat(), "value": value,
+                              "seq": seq})
+        client.publish(f"telecare/v1/{home}/{device}/{kind}", payload, qos=1)
+        sent[0] += 1
+    client.loop_stop()
+    client.disconnect()
+    return sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--homes", type=int, default=1000)
+    parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args()
+
+    broker = Mosquitto()
+    broker.start()
+    receiver = Receiver()
+    work = Path(tempfile.mkdtemp(prefix="telecare-bench-"))
+    write_homes(work / "config", args.homes, receiver.url)
+    service = subprocess.Popen(
+        [str(BIN / "telecare"), "run", "--config", str(work / "config"), "--data",
+         str(work / "data"), "--mqtt", broker.url, "--log-level", "warning"],
+        stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    stop = threading.Event()
+    sent: list[int] = []
+    try:
+        time.sleep(4)  # let it connect and subscribe
+        bg = threading.Thread(target=lambda: sent.extend(
+            background(broker.port, args.homes, args.rate, stop)), daemon=True)
+        bg.start()
+        time.sleep(5)  # the pipeline under load before the first press
+        presser = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-presser")
+        presser.connect("127.0.0.1", broker.port)
+        presser.loop_start()
+        pressed: dict[str, float] = {}
+        homes = random.Random(2).sample(range(args.homes), args.presses)
+        for i in homes:
+            home = f"b{i:04d}"
+            payload = json.dumps({"ts": datetime.now(UTC).isoformat(), "value": 1, "seq": 1})
+            pressed[home] = time.time()
+            presser.publish(f"telecare/v1/{home}/pendant/button", payload, qos=1)
+            time.sleep(0.25)
+        deadline = time.time() + 30
+        while len(receiver.arrived) < len(pressed) and time.time() < deadline:
+            time.sleep(0.1)
+        presser.loop_stop()
+    finally:
+        stop.set()
+        time.sleep(0.5)
+        service.send_signal(signal.SIGTERM)
+        service.wait(60)
+        broker.stop()
+    lat = sorted((receiver.arrived[h] - t) * 1000 for h, t in pressed.items()
+                 if h in receiver.arrived)
+    missing = len(pressed) - len(lat)
+    elapsed = len(pressed) * 0.25 + 5
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))]
+
+    print(f"homes {args.homes}, background {sent[0] if sent else 0} readings in ~{elapsed:.0f} s "
+          f"(target {args.rate:g}/s), presses {len(pressed)}, arrived {len(lat)}, "
+          f"missing {missing}")
+    if lat:
+        print(f"press -> webhook: p50 {statistics.median(lat):.1f} ms, p90 {q(0.9):.1f} ms, "
+              f"p99 {q(0.99):.1f} ms, max {lat[-1]:.1f} ms; within 1 s: "
+              f"{sum(x <= 1000 for x in lat)}/{len(pressed)}")
+
+
+if __name__ == "__main__":
+    main()
