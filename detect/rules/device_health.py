@@ -28,6 +28,7 @@ from telecare.reading import Reading, format_ts, parse_ts
 SCHEDULED = {"heartbeat": 5, "temperature": 10, "humidity": 10, "contact": 60, "bed": 60,
              "chair": 60, "power": 30}  # typical minutes between reports
 TECHNICAL = {"audience": "technical"}
+LEARN_GAPS = 48  # reports seen (two days of hourly check-ins) before silence is judged
 EVENT_ONLY = frozenset({"motion", "flush"})
 QUIET_EVENT_SENSOR = timedelta(hours=6)
 MIN_OTHER_EVENTS = 80  # never fewer events elsewhere than this before a sensor is suspect
@@ -53,6 +54,7 @@ class DeviceHealth(Rule):
         self.event_seen: dict[str, datetime] = {}
         self.event_gaps: dict[str, list[int]] = {}
         self._usual_most: dict[str, int] = {}
+        self._reports: dict[str, int] = {}  # not saved: only paces relearning
 
     def _limit(self, device: str) -> timedelta:
         found = self._limits.get(device)
@@ -65,8 +67,17 @@ class DeviceHealth(Rule):
                                                timedelta(minutes=typical * 4))
         return found
 
+    def _regular(self, device: str) -> bool:
+        """Has this device shown that it reports on a schedule? Many contacts, mats and
+        plugs report only changes: hours of silence at night are normal for them. Only a
+        device whose recent gaps all stayed within twice its kind's interval is judged."""
+        gaps = self.gaps.get(device) or []
+        return len(gaps) >= LEARN_GAPS and \
+            max(gaps) <= 2 * SCHEDULED.get(self.kind[device], 60)
+
     def _recompute(self) -> None:
-        due = [t + self._limit(d) for d, t in self.last.items() if d not in self.offline]
+        due = [t + self._limit(d) for d, t in self.last.items()
+               if d not in self.offline and self._regular(d)]
         self._next = min(due) if due else None
 
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
@@ -78,8 +89,9 @@ class DeviceHealth(Rule):
                 if prev is not None:
                     gaps = self.gaps.setdefault(key, [])
                     gaps.append((reading.ts - prev).total_seconds() / 60)
-                    del gaps[:-20]
-                    if len(gaps) % 5 == 0:
+                    del gaps[:-LEARN_GAPS]
+                    self._reports[key] = self._reports.get(key, 0) + 1
+                    if self._reports[key] % 6 == 0:
                         self._limits.pop(key, None)  # relearn the usual interval now and then
                 self.last[key] = reading.ts
                 self.kind[key] = reading.kind
@@ -170,7 +182,8 @@ class DeviceHealth(Rule):
         for device, last in sorted(self.last.items()):
             if self.kind.get(device) in EVENT_ONLY:
                 continue
-            if device in self.offline or last + self._limit(device) > now:
+            if device in self.offline or last + self._limit(device) > now or \
+                    not self._regular(device):
                 continue
             self.offline[device] = Alert(
                 id=alert_id(self.home.home, self.name, device, now),

@@ -89,8 +89,11 @@ class NotUp(Rule):
     def _roll(self, day: date, at: datetime, woken: bool = False) -> None:
         """A new morning: learn yesterday's getting-up time, start watching today's."""
         if self.day is not None and self.up_at is not None:
+            # A morning flagged against the plan's default while still learning is still
+            # the resident's own time (a late riser is not ill every day); only a morning
+            # flagged against their own baseline is kept out of it.
             self.baseline.add(self.day.isoformat(), round(_hours(self.up_at.astimezone(
-                self.tz)), 3), self.flagged)
+                self.tz)), 3), self.flagged and self.baseline.ready())
         self.day, self.candidate, self.up_at, self.flagged, self.open = day, None, None, \
             False, None
         # A morning whose deadline passed before we watched it, or that starts with the
