@@ -197,6 +197,7 @@ class RuleSettings(_Strict):
     night_toilet: RoutineSettings
     meals: RoutineSettings
     decline: RoutineSettings
+    unusual_day: RoutineSettings
 
 
 class Device(BaseModel):

@@ -34,7 +34,7 @@ def write_home(root: Path, home: str = "h001", timezone: str = "Europe/London",
 
 
 RULES = ("pendant", "fall", "cold_home", "hot_home", "inactivity", "night_door", "news2",
-         "device_health", "not_up", "night_toilet", "meals", "decline")
+         "device_health", "not_up", "night_toilet", "meals", "decline", "unusual_day")
 
 
 def only(*rules: str, **settings: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from detect.rules.news2_rule import News2
 from detect.rules.night_door import NightDoor
 from detect.rules.not_up import NotUp
 from detect.rules.room_temperature import RoomTemperature
-from detect.rules.routine import Decline, Meals, NightToilet
+from detect.rules.routine import Decline, Meals, NightToilet, UnusualDay
 from telecare.config import HomeConfig
 
 
@@ -34,7 +34,8 @@ def build_rules(home: HomeConfig) -> list[Rule]:
     if s.device_health.enabled:
         rules.append(DeviceHealth(home, s.device_health))
     for settings, rule in ((s.not_up, NotUp), (s.night_toilet, NightToilet),
-                           (s.meals, Meals), (s.decline, Decline)):
+                           (s.meals, Meals), (s.decline, Decline),
+                           (s.unusual_day, UnusualDay)):
         if settings.enabled:
             rules.append(rule(home, settings))
     return rules

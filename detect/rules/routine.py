@@ -17,6 +17,7 @@ from typing import Any
 
 from detect.activity import Activity
 from detect.baseline import Baseline
+from detect.models import DayModel
 from detect.rules.base import Rule
 from telecare.alert import Alert, alert_id
 from telecare.config import HomeConfig, RoutineSettings
@@ -312,3 +313,87 @@ class Decline(DailyPattern):
                 {"week_mean": round(week, 1), "baseline_median": before,
                  "ratio": round(ratio, 3)})]
         return []
+
+
+class UnusualDay(DailyPattern):
+    """A whole day unlike the resident's recent days, scored by a per-resident anomaly model
+    (`detect.models.DayModel`, an IsolationForest) over the day's figures: activity, kitchen
+    use, toilet flushes, activity in the small hours, time out. It speaks only when the day
+    is more unusual than nine in ten of the days the model learned from and at least one
+    figure is far from its median, and says which figures and by how much. Low severity: an
+    early "worth a call" for a later or more broken night, an odd quiet day; the focused
+    rules above remain the ones that warn of infection, meals and decline."""
+
+    name = "unusual_day"
+    judge_at = time(10, 0)
+    FEATURES = ("activity", "kitchen", "flushes", "small_hours", "away_hours")
+    WORDS = {"activity": "sensor events", "kitchen": "uses of the kettle, fridge or microwave",
+             "flushes": "toilet flushes", "small_hours": "events between midnight and 5 a.m.",
+             "away_hours": "hours out"}
+    FAR = 4.0  # robust z a figure must reach to be named
+    # Least spread of each figure: night-time activity comes in bursts (one trip to the
+    # toilet is five or so events), so a few more events in the small hours is ordinary.
+    FLOORS = {"activity": 10.0, "kitchen": 1.5, "flushes": 1.5, "small_hours": 5.0,
+              "away_hours": 1.0}
+
+    def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
+        super().__init__(home, settings)
+        self.model = DayModel(self.FEATURES, settings.baseline_days, settings.min_days,
+                              floors=self.FLOORS)
+        self.kitchen = {d.id for d in home.devices if d.role in Meals.ROLES}
+        self.figures = dict.fromkeys(self.FEATURES, 0.0)
+
+    def counts(self, reading: Reading, activity: Activity | None) -> float:
+        if activity is None:
+            return 0.0
+        self.figures["activity"] += 1
+        if activity.device in self.kitchen and activity.what.endswith(("switched on",
+                                                                       "opened")):
+            self.figures["kitchen"] += 1
+        if reading.kind == "flush":
+            self.figures["flushes"] += 1
+        if activity.ts.astimezone(self.tz).hour < 5:
+            self.figures["small_hours"] += 1
+        return 0.0
+
+    def skipped(self) -> None:
+        self.figures = dict.fromkeys(self.FEATURES, 0.0)
+
+    def on_deadline(self, now: datetime) -> list[Alert]:
+        self.figures["away_hours"] = round(
+            (self.away + (now - self.out_since if self.out_since else timedelta()))
+            .total_seconds() / 3600, 2)
+        return super().on_deadline(now)
+
+    def judge(self, now: datetime, value: float) -> list[Alert]:
+        day, self.figures = self.figures, dict.fromkeys(self.FEATURES, 0.0)
+        score = self.model.score_one(day)
+        out: list[Alert] = []
+        unusual = False
+        if score is not None:
+            far = [e for e in self.model.explain(day) if abs(e[3]) >= self.FAR]
+            unusual = score >= self.model.limit() and bool(far)
+            if self.open is not None and not unusual:
+                out = self._resolve(now, "The last day was an ordinary one again.")
+            elif self.open is None and unusual:
+                said = "; ".join(
+                    f"{v:g} {self.WORDS[f]} (usually {m:g})" for f, v, m, _ in far[:3])
+                out = [self._alert(now, (
+                    f"The last 24 hours were unlike the resident's last "
+                    f"{len(self.model.days)} days: {said}; medians of those days. Worth a "
+                    "call to ask how they are."),
+                    {"score": round(score, 3), "limit": round(self.model.limit(), 3),
+                     "figures": day, "model_version": self.model.version,
+                     "model": "IsolationForest"})]
+        self.flag_streak = 1 if unusual else 0
+        if not unusual and self.open is None:
+            self.model.learn_one(day)  # a model does not learn from a day it flagged
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "model": self.model.state(), "figures": self.figures}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.model.load(state.get("model", {}))
+        self.figures = {f: float(state.get("figures", {}).get(f, 0.0)) for f in self.FEATURES}

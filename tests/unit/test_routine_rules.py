@@ -249,3 +249,43 @@ def test_restoring_saved_state_mid_way_gives_the_same_routine_alerts(tmp_path: P
     second.load(first.watermark_text(), json.loads(saved))
     out += run(second, readings[cut:])
     assert [(a.id, a.status) for a in out] == [(a.id, a.status) for a in straight]
+
+
+# --- the day model ------------------------------------------------------------------------
+
+
+def test_the_day_model_scores_an_unusual_day_higher_and_survives_a_restart() -> None:
+    import random
+
+    from detect.models import DayModel
+
+    rng = random.Random(3)
+    model = DayModel(("a", "b"), window=28, min_days=14)
+    assert model.score_one({"a": 1, "b": 1}) is None  # warming up: no score
+    for _ in range(28):
+        model.learn_one({"a": 100 + rng.gauss(0, 5), "b": 6 + rng.gauss(0, 1)})
+    usual = model.score_one({"a": 100, "b": 6})
+    odd = model.score_one({"a": 40, "b": 15})
+    assert usual is not None and odd is not None
+    assert odd > model.limit() > usual  # higher means more unusual (sklearn's sign flipped)
+    assert model.explain({"a": 40, "b": 15})[0][0] == "a"
+    again = DayModel(("a", "b"), window=28, min_days=14)
+    again.load(json.loads(json.dumps(model.state())))
+    assert again.score_one({"a": 40, "b": 15}) == odd
+    assert again.version == 28
+
+
+def test_a_night_far_busier_than_any_learned_one_raises_a_low_unusual_day_alert(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("unusual_day"))
+    readings = days(20)
+    bad = START + timedelta(days=20)
+    readings += day_of_life(bad)
+    # Up and down all night: 40 movements between 01:00 and 04:20.
+    readings += [reading("kitchen-pir", "motion", 1, at(bad + timedelta(days=1), "01:00")
+                         + i * 5 * M) for i in range(40)]
+    readings += day_of_life(bad + timedelta(days=1))
+    alerts = run(Detector(config), readings)
+    assert [(a.rule, a.severity) for a in alerts] == [("unusual_day", "low")]
+    assert "events between midnight and 5 a.m." in alerts[0].message
+    assert alerts[0].evidence["model"] == "IsolationForest"
