@@ -333,6 +333,9 @@ class UnusualDay(DailyPattern):
     FAR = 4.0  # robust z a figure must reach to be named
     # Least spread of each figure: night-time activity comes in bursts (one trip to the
     # toilet is five or so events), so a few more events in the small hours is ordinary.
+    # Which way is a worry: less activity or kitchen use; more flushes, small-hours activity
+    # or time out. (More activity by day is a visitor, or a good day: never a warning.)
+    WORRY = {"activity": -1, "kitchen": -1, "flushes": 1, "small_hours": 1, "away_hours": 1}
     FLOORS = {"activity": 10.0, "kitchen": 1.5, "flushes": 1.5, "small_hours": 5.0,
               "away_hours": 1.0}
 
@@ -371,7 +374,7 @@ class UnusualDay(DailyPattern):
         out: list[Alert] = []
         unusual = False
         if score is not None:
-            far = [e for e in self.model.explain(day) if abs(e[3]) >= self.FAR]
+            far = [e for e in self.model.explain(day) if e[3] * self.WORRY[e[0]] >= self.FAR]
             unusual = score >= self.model.limit() and bool(far)
             if self.open is not None and not unusual:
                 out = self._resolve(now, "The last day was an ordinary one again.")
