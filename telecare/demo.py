@@ -144,7 +144,8 @@ def _wait_until_quiet(pipeline: Any, published: int, timeout: float) -> None:
             time.sleep(0.1)
             continue
         stored = conn.execute("SELECT coalesce(max(rowid), 0) FROM readings").fetchone()[0]
-        pending = conn.execute("SELECT count(*) FROM notifications WHERE state='pending'").fetchone()[0]
+        pending = conn.execute(
+            "SELECT count(*) FROM notifications WHERE state='pending'").fetchone()[0]
         events = conn.execute("SELECT coalesce(max(seq), 0) FROM alert_events").fetchone()[0]
         if pipeline.detect.cursor >= stored and pending == 0 and \
                 pipeline.alerts.cursor >= events:
