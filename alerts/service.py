@@ -115,7 +115,7 @@ class AlertService:
                  clock: Callable[[], float] = time.time) -> None:
         self.conn = conn
         self.config = config
-        self.store = AlertStore(conn)
+        self.store = AlertStore(conn, clock)
         conn.executescript(_SCHEMA)
         self.notifiers: dict[str, Notifier] = {
             n.channel: n for n in (notifiers or [WebhookNotifier()])}
@@ -370,6 +370,16 @@ class AlertService:
             c.execute("INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?)",
                       (alert_id, by, verdict, why, self.clock()))
         return True
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Notifications by (channel, state), for /metrics: a failed count that grows is a
+        channel to fix. Its own connection: called from the metrics thread."""
+        conn = connect(self._db_dir)
+        try:
+            return {(ch, st): n for ch, st, n in conn.execute(
+                "SELECT channel, state, count(*) FROM notifications GROUP BY channel, state")}
+        finally:
+            conn.close()
 
     def deliveries(self) -> list[Delivery]:
         rows = self.conn.execute(

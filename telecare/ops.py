@@ -61,6 +61,13 @@ class PipelineCollector(Collector):
             yield GaugeMetricFamily("telecare_detect_backlog_readings",
                                     "stored readings detection has not yet read",
                                     value=p.detect.backlog())
+        if p.alerts is not None:
+            notes = GaugeMetricFamily("telecare_notifications",
+                                      "notifications by channel and state (pending, sent, "
+                                      "failed, dropped)", labels=["channel", "state"])
+            for (channel, state), n in sorted(p.alerts.counts().items()):
+                notes.add_metric([channel, state], n)
+            yield notes
         if p.subscriber is not None:
             yield GaugeMetricFamily("telecare_broker_connected", "1 while connected",
                                     value=1.0 if p.subscriber.connected.is_set() else 0.0)

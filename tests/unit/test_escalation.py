@@ -233,3 +233,55 @@ def test_a_restart_mid_escalation_resumes_the_chain_without_repeating_a_step(
         keys = [h["Idempotency-Key"] for _, _, h in r.posts]
         assert len(keys) == len(set(keys))
 
+
+
+def test_the_report_gives_time_to_notify_acknowledge_and_close_against_the_yardstick(
+        tmp_path: Path) -> None:
+    from alerts.report import format_report, gather
+
+    clock = Clock()
+    service, daughter, _, _ = three(tmp_path, clock)
+    record(service, an_alert("critical", "pendant", 1), an_alert("critical", "pendant", 2))
+    service.step()
+    clock.now += 45
+    service.acknowledge("h001:pendant:1", "daughter")
+    clock.now += 200
+    service.acknowledge("h001:pendant:2", "neighbour")
+    clock.now += 600
+    assert service.resolve_by_person("h001:pendant:1", "daughter", "helped up, unhurt")
+    service.step()
+    service.feedback("h001:pendant:1", "daughter", "useful")
+    by_sev, by_home = gather(service.conn)
+    row = by_sev["critical"].row()
+    assert row["alerts"] == 2 and row["acknowledged"] == 2
+    assert row["ack_within_60s"] == 0.5 and row["ack_within_180s"] == 0.5
+    assert row["first_notification_median_s"] == 0.0  # sent in the same (fake) instant
+    assert row["resolved_median_min"] == round(845 / 60, 1)
+    assert row["feedback_useful"] == 1
+    assert by_home["h001"].count == 2
+    text = format_report(by_sev, by_home)
+    assert "critical alerts acknowledged within 60 s: 50.0% (misses the industry's 97.5%)" \
+        in text
+    counts = service.counts()
+    assert counts[("webhook", "sent")] >= 4
+
+
+def test_telecare_report_prints_the_figures_and_draws_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from telecare.cli import main
+
+    clock = Clock()
+    service, _, _, _ = three(tmp_path, clock)
+    record(service, an_alert("high"))
+    service.step()
+    clock.now += 30
+    service.acknowledge("h001:inactivity:1", "daughter")
+    picture = tmp_path / "report.png"
+    result = CliRunner().invoke(main, ["report", "--config", str(tmp_path / "config"),
+                                       "--data", str(tmp_path / "data"), "--plot",
+                                       str(picture)])
+    assert result.exit_code == 0, result.output
+    high = next(line for line in result.output.splitlines() if line.startswith("high"))
+    assert high.split()[1:2] == ["1"] and "30" in high.split()
+    assert picture.stat().st_size > 10_000
