@@ -69,8 +69,8 @@ class Notice:
             return f"{self.by} has taken this on. You do not need to act.\n\n{a.message}"
         if self.kind == "resolved":
             return f"{a.resolution or 'The condition has cleared.'}\n\nIt was: {a.message}"
-        return (f"{a.message}\n\nSeverity: {a.severity}. Alert {a.id}.\nReply or press "
-                "'I am dealing with it' so the others are not called.")
+        return (f"{a.message}\n\nSeverity: {a.severity}. Alert {a.id}.\nWhen you are "
+                "dealing with it, acknowledge this alert, so the next person is not called.")
 
 
 def group_text(notices: list[Notice]) -> tuple[str, str]:

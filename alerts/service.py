@@ -34,6 +34,7 @@ from alerts import plan
 from alerts.notifiers import DeliveryError, LogNotifier, Notice, Notifier, WebhookNotifier
 from alerts.store import AlertStore
 from telecare.alert import Alert, severity_rank
+from telecare.alert import alert_id as make_alert_id
 from telecare.config import Config, Contact, HomeConfig
 from telecare.db import Transaction, connect
 
@@ -295,6 +296,7 @@ class AlertService:
             if give_up:
                 log.error("could not notify %s of %s by %s: %s (gave up after %d tries)",
                           contact, what, channel, exc.reason, attempts)
+                self._report_failure(conn, ids[0], contact, channel, exc.reason, batch)
             else:
                 log.warning("notifying %s of %s by %s failed: %s; retrying",
                             contact, what, channel, exc.reason)
@@ -309,6 +311,31 @@ class AlertService:
             return
         conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
                      f" WHERE id IN ({marks})", (attempts, self.clock(), *ids))
+
+    def _report_failure(self, conn: sqlite3.Connection, row_id: int, contact: str,
+                        channel: str, reason: str, batch: list[tuple[int, int, Notice]]
+                        ) -> None:
+        """A notice that could not be delivered becomes an alert for the technical team (it
+        routes like any device fault), so a wrong address or a dead service is fixed before
+        the next emergency. Never for a failure to deliver such an alert itself."""
+        about = [n.alert for _, _, n in batch if n.alert.rule != "notification_failed"]
+        if not about:
+            return
+        first = about[0]
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        failed = Alert(
+            id=make_alert_id(first.home, "notification_failed", f"{channel}-{row_id}", now),
+            home=first.home, rule="notification_failed", severity="low", raised_at=now,
+            status="firing",
+            message=(f"Could not reach {contact} by {channel} about the "
+                     f"{first.rule.replace('_', ' ')} alert at home {first.home}: {reason}. "
+                     "Check their details in the home's plan, or the service."),
+            evidence={"audience": "technical", "contact": contact, "channel": channel,
+                      "reason": reason, "alerts": [a.id for a in about]})
+        conn.execute("SAVEPOINT report_failure")
+        self.store.record_in(conn, [failed])
+        conn.execute("RELEASE report_failure")
+        self.wake.set()
 
     def step(self) -> int:
         return self.stand_down() + self.route() + self.escalate() + self.deliver()

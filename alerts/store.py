@@ -92,6 +92,20 @@ class AlertStore:
                                  " ORDER BY raised_at, id", (home,)).fetchall()
         return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
 
+    def feedback(self, home: str | None = None, rule: str | None = None
+                 ) -> list[tuple[Alert, str, str, str | None]]:
+        """People's verdicts beside their alerts, for detection and threshold tuning:
+        (alert, who, useful or false_alarm, why)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT a.body, f.by_whom, f.verdict, f.why FROM feedback f JOIN alerts a ON"
+                " a.id = f.alert_id WHERE (? IS NULL OR a.home = ?) AND (? IS NULL OR"
+                " a.rule = ?) ORDER BY a.raised_at, f.by_whom",
+                (home, home, rule, rule)).fetchall()
+        except sqlite3.OperationalError:  # no feedback table: the alerts stage never ran
+            return []
+        return [(Alert.from_json_obj(json.loads(b)), w, v, y) for b, w, v, y in rows]
+
     def get(self, alert_id: str) -> Alert | None:
         row = self.conn.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return Alert.from_json_obj(json.loads(row[0])) if row else None

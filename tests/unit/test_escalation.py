@@ -209,6 +209,11 @@ def test_feedback_is_stored_beside_the_alert(tmp_path: Path) -> None:
     assert not service.feedback("no-such-alert", "daughter", "useful")
     rows = service.conn.execute("SELECT alert_id, by_whom, verdict, why FROM feedback").fetchall()
     assert rows == [("h001:inactivity:1", "daughter", "false_alarm", "she was napping")]
+    # As detection and tuning read it: beside the alert, by home and rule.
+    ((alert, who, verdict, why),) = service.store.feedback(home="h001", rule="inactivity")
+    assert (alert.id, who, verdict, why) == \
+        ("h001:inactivity:1", "daughter", "false_alarm", "she was napping")
+    assert service.store.feedback(rule="pendant") == []
 
 
 def test_a_restart_mid_escalation_resumes_the_chain_without_repeating_a_step(
@@ -285,3 +290,20 @@ def test_telecare_report_prints_the_figures_and_draws_them(tmp_path: Path) -> No
     high = next(line for line in result.output.splitlines() if line.startswith("high"))
     assert high.split()[1:2] == ["1"] and "30" in high.split()
     assert picture.stat().st_size > 10_000
+
+
+def test_a_notice_that_cannot_be_delivered_is_reported_to_the_technical_team(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    wrong, tech = WebhookReceiver(status=404), WebhookReceiver()
+    service = circle(tmp_path, [{"name": "Asha", "webhook": wrong.url},
+                                {"name": "Installer", "role": "technical",
+                                 "webhook": tech.url}], None, clock)
+    record(service, an_alert())
+    service.step()
+    service.step()
+    (told,) = tech.alerts()
+    assert told["rule"] == "notification_failed" and told["severity"] == "low"
+    assert told["message"].startswith("Could not reach Asha by webhook about the inactivity "
+                                      "alert at home h001: webhook answered HTTP 404.")
+    assert told["evidence"]["alerts"] == ["h001:inactivity:1"]
