@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -88,6 +89,17 @@ def _check_severity(v: str) -> str:
 
 
 Severity = Annotated[str, BeforeValidator(_check_severity)]
+
+
+def _check_zone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone {v!r} is not an IANA zone like Europe/London") from None
+    return v
+
+
+Zone = Annotated[str, AfterValidator(_check_zone)]  # an IANA time zone name
 
 
 class _Strict(BaseModel):
@@ -250,7 +262,7 @@ class Contact(_Strict):
     email: str | None = None
     mqtt: str | None = None
     apprise: list[str] = Field(default_factory=list)
-    timezone: str | None = None
+    timezone: Zone | None = None
     hours: Window | None = None
     min_severity: Severity = "info"
 
@@ -282,16 +294,6 @@ class Contact(_Strict):
             raise ValueError(f"role {v!r} is not one of {', '.join(CIRCLE_ROLES)}")
         return v
 
-    @field_validator("timezone")
-    @classmethod
-    def _contact_tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"timezone {v!r} is not an IANA zone like Europe/London") \
-                    from None
-        return v
 
 
 class Escalation(_Strict):
@@ -317,7 +319,7 @@ class Escalation(_Strict):
 class HomeConfig(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     home: str
-    timezone: str
+    timezone: Zone
     devices: list[Device] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
     # Without an escalation plan every contact hears of every alert at once (contract 4).
@@ -332,14 +334,6 @@ class HomeConfig(BaseModel):
         except ValueError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone {v!r} is not an IANA zone like Europe/London") from None
-        return v
 
     @model_validator(mode="after")
     def _references(self) -> HomeConfig:

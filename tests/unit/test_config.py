@@ -79,3 +79,21 @@ def test_durations_read_as_people_write_them(text: str | int, seconds: int) -> N
 def test_a_duration_that_is_not_one_is_refused() -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("soon")
+
+
+def test_a_circle_with_mistakes_is_refused_with_each_place_named(tmp_path: Path) -> None:
+    write_home(tmp_path, "h001", contacts=[
+        {"name": "Asha", "email": "asha-at-example", "timezone": "Europe/Londn"},
+        {"name": "Ben", "role": "cousin", "mqtt": "hub/#", "min_severity": "urgent"},
+    ], escalation={"ack_within": "10m", "repeat": ["10s"]})
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    text = "\n".join(info.value.problems)
+    assert "h001.yaml: contacts.0.email: email 'asha-at-example' is not an e-mail address" \
+        in text
+    assert "h001.yaml: contacts.0.timezone: timezone 'Europe/Londn' is not an IANA zone" \
+        in text
+    assert "h001.yaml: contacts.1.role: role 'cousin' is not one of family" in text
+    assert "h001.yaml: contacts.1.mqtt: mqtt topic 'hub/#' must be a plain topic" in text
+    assert "h001.yaml: contacts.1.min_severity" in text
+    assert "h001.yaml: escalation.repeat: repeat intervals must be at least 30s" in text
