@@ -3,7 +3,9 @@
 Median and median absolute deviation (MAD) of a daily figure over the last `days` days that
 were not flagged: a day that raised a warning never becomes part of what is "usual", so a
 slow change cannot teach the baseline to accept itself. Until `min_days` days are known the
-baseline says it is warming up, and rules fall back to their defaults.
+baseline says it is warming up, and rules fall back to their defaults. It is saved with the
+detector's state (so it persists and is updated once a day), and versioned: `version` counts
+the days it has taken in, and an alert's evidence names the version and the newest day.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ class Baseline:
     days: int = 28
     min_days: int = 7
     history: list[tuple[str, float, bool]] = field(default_factory=list)  # day, value, flagged
+    version: int = 0  # days ever added: with the newest day, says which data it has seen
 
     def add(self, day: str, value: float, flagged: bool) -> None:
         self.history.append((day, value, flagged))
         del self.history[:-(self.days * 3)]  # keep enough for an older window too
+        self.version += 1
+
+    def describe(self) -> dict[str, Any]:
+        """What the baseline is, for an alert's evidence: version, days used, through when."""
+        return {"version": self.version, "days_used": len(self.values()),
+                "through": self.history[-1][0] if self.history else None}
 
     def values(self, skip_recent: int = 0, span: int | None = None) -> list[float]:
         """Unflagged values, leaving out the newest `skip_recent` days, over `span` days."""
@@ -47,7 +56,8 @@ class Baseline:
         return f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
 
     def state(self) -> dict[str, Any]:
-        return {"history": [list(h) for h in self.history]}
+        return {"history": [list(h) for h in self.history], "version": self.version}
 
     def load(self, state: dict[str, Any]) -> None:
         self.history = [(str(d), float(v), bool(f)) for d, v, f in state.get("history", [])]
+        self.version = int(state.get("version", len(self.history)))

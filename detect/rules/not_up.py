@@ -182,7 +182,8 @@ class NotUp(Rule):
             evidence={"usual_up": _clock(usual) if usual is not None else None,
                       "baseline_mornings": len(self.baseline.values()),
                       "warming_up": usual is None,
-                      "margin_minutes": self.settings.margin.total_seconds() / 60})
+                      "margin_minutes": self.settings.margin.total_seconds() / 60,
+                      "baseline": self.baseline.describe()})
         return [self.open]
 
     # --- state --------------------------------------------------------------------------

@@ -93,7 +93,8 @@ class DailyPattern(Rule):
     def _alert(self, now: datetime, message: str, evidence: dict[str, Any]) -> Alert:
         self.open = Alert(id=alert_id(self.home.home, self.name, "", now), home=self.home.home,
                           rule=self.name, severity=self.settings.severity,  # type: ignore[arg-type]
-                          raised_at=now, status="firing", message=message, evidence=evidence)
+                          raised_at=now, status="firing", message=message,
+                          evidence={**evidence, "baseline": self.baseline.describe()})
         return self.open
 
     def _resolve(self, now: datetime, words: str) -> list[Alert]:

@@ -135,6 +135,10 @@ def test_rising_toilet_trips_raise_one_warning_that_names_the_baseline(
     assert "trips to the toilet last night; usually 1 (median 1 over the last" in \
         alert.message
     assert alert.evidence["baseline_median"] == 1
+    # Versioned with the data it saw: 14 ordinary days learned, through the 14th.
+    assert alert.evidence["baseline"]["version"] >= 14
+    assert alert.evidence["baseline"]["through"] < \
+        (START + timedelta(days=17)).isoformat()
 
 
 def test_ordinary_nights_with_the_odd_extra_trip_raise_nothing(tmp_path: Path) -> None:
