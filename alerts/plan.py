@@ -4,8 +4,10 @@ plan, the alert and the time, so the service can re-derive them after any restar
 - A contact hears of alerts at or above their `min_severity`. Device faults (audience
   "technical") go only to technical contacts, and nothing else goes to them.
 - Without an escalation plan, everyone who wants the alert is told at once (contract 4).
-- With one, contacts are asked in the order the plan lists them, one more each `ack_within`
-  until someone acknowledges; a critical alert also goes to every professional at once.
+- With one, alerts at or above its `escalate_from` severity go to the contacts in the order
+  the plan lists them, one more each `ack_within` until someone acknowledges, with
+  reminders; a critical alert also goes to every professional at once. Alerts below it are
+  told to everyone who wants them, once.
 - Outside a contact's hours (in their own time zone) an alert below critical waits for the
   start of their hours; a critical alert is never held back.
 """
@@ -34,9 +36,17 @@ def chain(home: HomeConfig, alert: Alert) -> list[Contact]:
     return [c for c in home.contacts if wants(c, alert)]
 
 
+def escalates(home: HomeConfig, alert: Alert) -> bool:
+    """Is this alert taken down the chain, with reminders? Only with a plan, and only at or
+    above the plan's `escalate_from` severity: a low device notice is told, not chased."""
+    esc = home.escalation
+    return esc is not None and severity_rank(alert.severity) >= severity_rank(
+        esc.escalate_from)
+
+
 def told_at_once(home: HomeConfig, alert: Alert) -> list[Contact]:
     people = chain(home, alert)
-    if home.escalation is None:
+    if not escalates(home, alert):
         return people
     first = people[:1]
     if alert.severity == "critical":

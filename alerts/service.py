@@ -119,7 +119,8 @@ class AlertService:
         self.store = AlertStore(conn, clock)
         conn.executescript(_SCHEMA)
         self.notifiers: dict[str, Notifier] = {
-            n.channel: n for n in (notifiers or [WebhookNotifier()])}
+            n.channel: n for n in (notifiers if notifiers is not None
+                                   else [WebhookNotifier()])}
         self.log_notifier = LogNotifier()
         self.clock = clock
         self.wake = threading.Event()
@@ -172,7 +173,7 @@ class AlertService:
                     for contact in plan.told_at_once(home, alert):
                         self._queue(c, alert, home, contact, "0", "alert", now)
                     esc = home.escalation
-                    if esc is not None:
+                    if esc is not None and plan.escalates(home, alert):
                         chain = plan.chain(home, alert)
                         c.execute(
                             "INSERT OR IGNORE INTO escalations (alert_id, home, state, started,"
@@ -245,11 +246,13 @@ class AlertService:
 
     # --- 3. deliver ----------------------------------------------------------------------
 
-    def deliver(self, channel: str | None = None, conn: sqlite3.Connection | None = None
-                ) -> int:
+    def deliver(self, channel: str | None = None, conn: sqlite3.Connection | None = None,
+                store: AlertStore | None = None) -> int:
         """Send due notifications (of one channel, or all). Several for one person and home
-        go as one message on channels that group."""
+        go as one message on channels that group. A delivery worker passes its own
+        connection and store: a connection is never shared between threads."""
         conn = conn or self.conn
+        store = store or self.store
         now = self.clock()
         query = ("SELECT id, channel, target, contact, home, attempts, alert_id, round, kind,"
                  " by_whom, status FROM notifications WHERE state = 'pending' AND"
@@ -262,8 +265,10 @@ class AlertService:
         batches: dict[tuple[str, str, str, str], list[tuple[int, int, Notice]]] = {}
         for row_id, chan, target, contact, home, attempts, alert_id, round_, kind, by, \
                 status in rows:
-            alert = self.store.get(alert_id)
-            if alert is None:
+            alert = store.get(alert_id)
+            if alert is None:  # cannot happen through route(); never left to clog the queue
+                conn.execute("UPDATE notifications SET state='failed', last_error=? WHERE"
+                             " id=?", ("no such alert", row_id))
                 continue
             notice = Notice(_as_status(alert, status), kind, round_, by)
             notifier = self.notifiers.get(chan)
@@ -272,11 +277,11 @@ class AlertService:
             batches.setdefault(key, []).append((row_id, attempts, notice))
         for (chan, target, contact, _), batch in batches.items():
             batch.sort(key=lambda b: -severity_rank(b[2].alert.severity))
-            self._send(conn, chan, target, contact, batch)
+            self._send(conn, store, chan, target, contact, batch)
         return len(rows)
 
-    def _send(self, conn: sqlite3.Connection, channel: str, target: str, contact: str,
-              batch: list[tuple[int, int, Notice]]) -> None:
+    def _send(self, conn: sqlite3.Connection, store: AlertStore, channel: str, target: str,
+              contact: str, batch: list[tuple[int, int, Notice]]) -> None:
         notifier = self.notifiers.get(channel)
         attempts = max(a for _, a, _ in batch) + 1
         ids = [row_id for row_id, _, _ in batch]
@@ -296,7 +301,8 @@ class AlertService:
             if give_up:
                 log.error("could not notify %s of %s by %s: %s (gave up after %d tries)",
                           contact, what, channel, exc.reason, attempts)
-                self._report_failure(conn, ids[0], contact, channel, exc.reason, batch)
+                self._report_failure(conn, store, ids[0], contact, channel, exc.reason,
+                                     batch)
             else:
                 log.warning("notifying %s of %s by %s failed: %s; retrying",
                             contact, what, channel, exc.reason)
@@ -312,9 +318,9 @@ class AlertService:
         conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
                      f" WHERE id IN ({marks})", (attempts, self.clock(), *ids))
 
-    def _report_failure(self, conn: sqlite3.Connection, row_id: int, contact: str,
-                        channel: str, reason: str, batch: list[tuple[int, int, Notice]]
-                        ) -> None:
+    def _report_failure(self, conn: sqlite3.Connection, store: AlertStore, row_id: int,
+                        contact: str, channel: str, reason: str,
+                        batch: list[tuple[int, int, Notice]]) -> None:
         """A notice that could not be delivered becomes an alert for the technical team (it
         routes like any device fault), so a wrong address or a dead service is fixed before
         the next emergency. Never for a failure to deliver such an alert itself."""
@@ -333,7 +339,7 @@ class AlertService:
             evidence={"audience": "technical", "contact": contact, "channel": channel,
                       "reason": reason, "alerts": [a.id for a in about]})
         conn.execute("SAVEPOINT report_failure")
-        self.store.record_in(conn, [failed])
+        store.record_in(conn, [failed])
         conn.execute("RELEASE report_failure")
         self.wake.set()
 
@@ -418,14 +424,15 @@ class AlertService:
 
     def _channel_worker(self, channel: str, stop: threading.Event, poll_s: float) -> None:
         conn = connect(self._db_dir)
+        store = AlertStore(conn, self.clock)
         while not stop.is_set():
             try:
-                if self.deliver(channel, conn) == 0:
+                if self.deliver(channel, conn, store) == 0:
                     stop.wait(poll_s / 5)
             except sqlite3.Error:
                 log.exception("delivery on %s hit a database error; retrying", channel)
                 stop.wait(1.0)
-        self.deliver(channel, conn)
+        self.deliver(channel, conn, store)
         conn.close()
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -417,8 +418,12 @@ def _alert_service(config_dir: str, data_dir: str | None) -> Any:
 
     config = _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    # No notifiers here: what this queues is sent by the running alerts stage.
-    return AlertService(connect(data), config, notifiers=[])
+    # The notifiers only say which channels reach whom, so the notices this queues (to tell
+    # the others who acknowledged) cover every channel; the running alerts stage sends them.
+    from alerts.notifiers import default_notifiers
+
+    return AlertService(connect(data), config,
+                        default_notifiers(os.environ.get("TELECARE_MQTT_URL")))
 
 
 @main.command()

@@ -304,9 +304,9 @@ class Escalation(_Strict):
     responder at once."""
 
     ack_within: Duration = timedelta(minutes=10)
+    escalate_from: Severity = "medium"  # below this, alerts are told once, not chased
     repeat: list[Duration] = Field(default_factory=lambda: [timedelta(minutes=5),
                                                             timedelta(minutes=15)])
-    group_within: Duration = timedelta(seconds=0)
 
     @field_validator("repeat")
     @classmethod

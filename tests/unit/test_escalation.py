@@ -307,3 +307,16 @@ def test_a_notice_that_cannot_be_delivered_is_reported_to_the_technical_team(
     assert told["message"].startswith("Could not reach Asha by webhook about the inactivity "
                                       "alert at home h001: webhook answered HTTP 404.")
     assert told["evidence"]["alerts"] == ["h001:inactivity:1"]
+
+
+def test_an_alert_below_the_plans_escalation_severity_is_told_once_not_chased(
+        tmp_path: Path) -> None:
+    clock = Clock()
+    service, daughter, neighbour, responder = three(tmp_path, clock)
+    record(service, an_alert("low", "unusual_day"))
+    service.step()
+    for _ in range(6):
+        clock.now += 10 * MIN
+        service.step()
+    for r in (daughter, neighbour, responder):
+        assert heard(r) == [("h001:unusual_day:1", "alert")]
