@@ -3,6 +3,7 @@ commits the alerts it raised together with its checkpoint."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 import threading
@@ -13,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from alerts.store import AlertStore
 from detect.checkpoint import Checkpoint
 from detect.engine import Detector
+from detect.rules.call_for_help import CallForHelp
 from ingest.store import ReadingStore
+from telecare.alert import Alert
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading, format_ts
@@ -36,7 +39,13 @@ class DetectService:
     (everything that arrived before it is stored), and a reading is handed on only once
     `hold_s` of arrivals have settled after it, together with any later-arriving reading
     of the same home that is older: so each home's readings reach detection in event-time
-    order as long as the workers' arrival skew stays under `hold_s`."""
+    order as long as the workers' arrival skew stays under `hold_s`.
+
+    A call for help does not wait for the settle: in that mode each step first looks at the
+    newest stored presses and falls and raises their alerts at once, through a copy of the
+    home's own pendant and fall rules (same decision on the repeat window, same alert id and
+    words); when the reading settles, the rule raises the same alert again, which the store
+    already holds."""
 
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  on_alerts: Callable[[], None] | None = None, batch: int = 500,
@@ -62,6 +71,8 @@ class DetectService:
         self.cursor = cursor
         self.detector.load(watermark, homes)
         self.wake = threading.Event()
+        self.fast_after = cursor  # newest row the call-for-help fast path has looked at
+        self.fast_last: dict[tuple[str, str], datetime] = {}
 
     def _settled(self, complete: datetime
                  ) -> tuple[int, int, list[tuple[int, Reading]], set[int]]:
@@ -86,11 +97,42 @@ class DetectService:
     def backlog(self) -> int:
         return max(self.readings.max_rowid() - self.cursor, 0)
 
+    def calls_for_help_now(self) -> list[Alert]:
+        """Presses and falls stored but not yet settled: their alerts, now."""
+        top, rows = self.readings.calls_for_help_since(self.fast_after)
+        self.fast_after = top
+        index, count = self.partition
+        out: list[Alert] = []
+        for _, reading in rows:
+            if count > 1 and partition_of(reading.home, count) != index:
+                continue
+            for rule in self.detector.home(reading.home).rules:
+                if not isinstance(rule, CallForHelp):
+                    continue
+                trial = copy.copy(rule)  # the rule's own state moves only when it settles
+                key = (reading.home, rule.name)
+                seen = [t for t in (rule.last_event, self.fast_last.get(key)) if t]
+                trial.last_event = max(seen) if seen else None
+                raised = trial.observe(reading, None)
+                if trial.last_event is not None:
+                    self.fast_last[key] = trial.last_event
+                out.extend(raised)
+        if out:
+            with Transaction(self.conn) as c:
+                self.alerts.record_in(c, out)
+            for alert in out:
+                log.info("alert %s firing (%s, %s; before the settle)", alert.id, alert.rule,
+                         alert.severity)
+            if self.on_alerts is not None:
+                self.on_alerts()
+        return out
+
     def step(self) -> int:
         """Process one batch of new readings; return how many."""
         arrived_upto: int | None = None
         band_done = self.band_done
         if self.hold:
+            self.calls_for_help_now()
             now = self.clock()
             # Several ingest workers: take, in arrival order, what arrived before every live
             # worker's arrival watermark: nothing that arrived earlier can still be on its way.

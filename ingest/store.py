@@ -170,6 +170,16 @@ class ReadingStore:
     def max_rowid(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM readings").fetchone()[0])
 
+    def calls_for_help_since(self, after_rowid: int) -> tuple[int, list[tuple[int, Reading]]]:
+        """Button presses and falls stored after `after_rowid` (the newest rows only: a
+        range scan on rowid), and the newest rowid looked at."""
+        top = self.max_rowid()
+        rows = self.conn.execute(
+            "SELECT rowid, home, device, kind, ts_us, value, seq, battery FROM readings"
+            " WHERE rowid > ? AND rowid <= ? AND kind IN ('button', 'fall') AND value >= 1"
+            " ORDER BY rowid", (after_rowid, top)).fetchall()
+        return top, [(row[0], _row_reading(row[1:8])) for row in rows]
+
     def since(self, after_rowid: int, limit: int = 1000,
               received_before: datetime | None = None) -> list[tuple[int, Reading]]:
         """Readings stored after `after_rowid`, in arrival order: detection's input. With
