@@ -2,6 +2,7 @@
 load of 1,000 homes, in one run on this machine.
 
     .venv/bin/python benchmarks/pendant_latency.py [--homes 1000] [--presses 200] [--rate 500]
+                                                   [--share-group G]
 
 A real Mosquitto; `telecare run` in its own process (ingest, detect, alerts, one worker);
 1,000 homes configured, each with a contact whose webhook is a local HTTP receiver. A
@@ -108,6 +109,9 @@ def main() -> None:
     parser.add_argument("--homes", type=int, default=1000)
     parser.add_argument("--presses", type=int, default=200)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--share-group", default=None,
+                        help="run as a shared-subscription worker (multi-worker mode: "
+                             "detection holds readings 1 s to settle; calls for help skip it)")
     args = parser.parse_args()
 
     broker = Mosquitto()
@@ -117,7 +121,8 @@ def main() -> None:
     write_homes(work / "config", args.homes, receiver.url)
     service = subprocess.Popen(
         [str(BIN / "telecare"), "run", "--config", str(work / "config"), "--data",
-         str(work / "data"), "--mqtt", broker.url, "--log-level", "warning"],
+         str(work / "data"), "--mqtt", broker.url, "--log-level", "warning",
+         *(["--share-group", args.share_group] if args.share_group else [])],
         stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     stop = threading.Event()
     sent: list[int] = []
