@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from detect.rules.base import Rule
 from detect.rules.call_for_help import CallForHelp
 from detect.rules.device_health import DeviceHealth
@@ -16,29 +18,22 @@ from telecare.config import HomeConfig
 
 def build_rules(home: HomeConfig) -> list[Rule]:
     s = home.rules
-    rules: list[Rule] = []
-    if s.pendant.enabled:
-        rules.append(CallForHelp(home, s.pendant, "pendant", "button"))
-    if s.fall.enabled:
-        rules.append(CallForHelp(home, s.fall, "fall", "fall"))
-    if s.cold_home.enabled:
-        rules.append(RoomTemperature(home, s.cold_home))
-    if s.hot_home.enabled:
-        rules.append(RoomTemperature(home, s.hot_home))
-    if s.inactivity.enabled:
-        rules.append(Inactivity(home, s.inactivity))
-    if s.night_door.enabled:
-        rules.append(NightDoor(home, s.night_door))
-    if s.news2.enabled:
-        rules.append(News2(home, s.news2))
-    if s.device_health.enabled:
-        rules.append(DeviceHealth(home, s.device_health))
-    for settings, rule in ((s.not_up, NotUp), (s.night_toilet, NightToilet),
-                           (s.meals, Meals), (s.decline, Decline),
-                           (s.unusual_day, UnusualDay)):
-        if settings.enabled:
-            rules.append(rule(home, settings))
-    return rules
+    makers: list[tuple[bool, Callable[[], Rule]]] = [
+        (s.pendant.enabled, lambda: CallForHelp(home, s.pendant, "pendant", "button")),
+        (s.fall.enabled, lambda: CallForHelp(home, s.fall, "fall", "fall")),
+        (s.cold_home.enabled, lambda: RoomTemperature(home, s.cold_home)),
+        (s.hot_home.enabled, lambda: RoomTemperature(home, s.hot_home)),
+        (s.inactivity.enabled, lambda: Inactivity(home, s.inactivity)),
+        (s.night_door.enabled, lambda: NightDoor(home, s.night_door)),
+        (s.news2.enabled, lambda: News2(home, s.news2)),
+        (s.device_health.enabled, lambda: DeviceHealth(home, s.device_health)),
+        (s.not_up.enabled, lambda: NotUp(home, s.not_up)),
+        (s.night_toilet.enabled, lambda: NightToilet(home, s.night_toilet)),
+        (s.meals.enabled, lambda: Meals(home, s.meals)),
+        (s.decline.enabled, lambda: Decline(home, s.decline)),
+        (s.unusual_day.enabled, lambda: UnusualDay(home, s.unusual_day)),
+    ]
+    return [make() for enabled, make in makers if enabled]
 
 
 __all__ = ["Rule", "build_rules"]

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from detect.activity import Activity
-from telecare.alert import Alert
+from telecare.alert import Alert, alert_id
 from telecare.config import HomeConfig
 from telecare.reading import Reading
 
@@ -23,6 +23,16 @@ class Rule:
     def __init__(self, home: HomeConfig) -> None:
         self.home = home
         self.tz = home.tz
+
+    def firing(self, at: datetime, severity: str, message: str, evidence: dict[str, Any],
+               key: str = "", rule: str | None = None) -> Alert:
+        """A new occurrence raised at event time `at`, of this rule (or of `rule`, for a rule
+        that raises more than one kind); `key` tells apart occurrences of one rule at one
+        time (a device, a level). The id derives from these, as `alert_id` says."""
+        name = rule or self.name
+        return Alert(id=alert_id(self.home.home, name, key, at), home=self.home.home,
+                     rule=name, severity=severity,  # type: ignore[arg-type]  # config checked it
+                     raised_at=at, status="firing", message=message, evidence=evidence)
 
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         return []

@@ -12,7 +12,7 @@ from typing import Any
 from detect.activity import Activity
 from detect.localtime import when
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import EventRuleSettings, HomeConfig
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -46,16 +46,10 @@ class CallForHelp(Rule):
         self.last_event = reading.ts if last is None else max(last, reading.ts)
         room = device.room if device and device.room else None
         where = f" ({room})" if room and room != "worn" else ""
-        return [Alert(
-            id=alert_id(self.home.home, self.name, "", reading.ts),
-            home=self.home.home,
-            rule=self.name,
-            severity=self.settings.severity,  # type: ignore[arg-type]
-            raised_at=reading.ts,
-            status="firing",
-            message=_WORDS[self.name].format(t=when(reading.ts, self.tz), where=where),
-            evidence={"device": reading.device, "room": room, "at": format_ts(reading.ts)},
-        )]
+        return [self.firing(
+            reading.ts, self.settings.severity,
+            _WORDS[self.name].format(t=when(reading.ts, self.tz), where=where),
+            {"device": reading.device, "room": room, "at": format_ts(reading.ts)})]
 
     def state(self) -> dict[str, Any]:
         return {"last_event": format_ts(self.last_event) if self.last_event else None}

@@ -21,7 +21,7 @@ from typing import Any
 from detect.activity import Activity
 from detect.localtime import hours_minutes, when
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import DeviceHealthSettings, HomeConfig
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -108,16 +108,13 @@ class DeviceHealth(Rule):
             out.extend(self._event_sensors(reading, activity))
         if reading.battery is not None:
             if reading.battery < self.settings.battery_below and key not in self.low:
-                self.low[key] = Alert(
-                    id=alert_id(self.home.home, "low_battery", key, reading.ts),
-                    home=self.home.home, rule="low_battery",
-                    severity=self.settings.severity,  # type: ignore[arg-type]
-                    raised_at=reading.ts, status="firing",
-                    message=(f"The battery of {key} is at {reading.battery:g}% "
-                             f"({when(reading.ts, self.tz)}): replace it within a few days, "
-                             "before the sensor stops reporting."),
-                    evidence={"device": key, "battery": reading.battery, **TECHNICAL},
-                )
+                self.low[key] = self.firing(
+                    reading.ts, self.settings.severity,
+                    f"The battery of {key} is at {reading.battery:g}% "
+                    f"({when(reading.ts, self.tz)}): replace it within a few days, before the "
+                    "sensor stops reporting.",
+                    {"device": key, "battery": reading.battery, **TECHNICAL},
+                    key=key, rule="low_battery")
                 out.append(self.low[key])
             elif reading.battery >= self.settings.battery_replaced and key in self.low:
                 alert = self.low.pop(key)
@@ -157,20 +154,16 @@ class DeviceHealth(Rule):
             if self.others_since[device] <= max(MIN_OTHER_EVENTS, 2 * usual_most) or \
                     reading.ts - last < QUIET_EVENT_SENSOR:
                 continue
-            self.offline[device] = Alert(
-                id=alert_id(self.home.home, self.name, device, reading.ts),
-                home=self.home.home, rule=self.name,
-                severity=self.settings.severity,  # type: ignore[arg-type]
-                raised_at=reading.ts, status="firing",
-                message=(f"{device} ({self.kind[device]}) has seen nothing since "
-                         f"{when(last, self.tz)}, while the other sensors saw "
-                         f"{self.others_since[device]} events (it usually sees something "
-                         f"within {usual_most}). It may be faulty, out of battery or covered."
-                         " Check it."),
-                evidence={"device": device, "last_event": format_ts(last),
-                          "events_elsewhere_since": self.others_since[device],
-                          "usual_most_events_between": usual_most, **TECHNICAL},
-            )
+            self.offline[device] = self.firing(
+                reading.ts, self.settings.severity,
+                f"{device} ({self.kind[device]}) has seen nothing since "
+                f"{when(last, self.tz)}, while the other sensors saw "
+                f"{self.others_since[device]} events (it usually sees something within "
+                f"{usual_most}). It may be faulty, out of battery or covered. Check it.",
+                {"device": device, "last_event": format_ts(last),
+                 "events_elsewhere_since": self.others_since[device],
+                 "usual_most_events_between": usual_most, **TECHNICAL},
+                key=device)
             out.append(self.offline[device])
         return out
 
@@ -180,22 +173,16 @@ class DeviceHealth(Rule):
     def on_deadline(self, now: datetime) -> list[Alert]:
         out = []
         for device, last in sorted(self.last.items()):
-            if self.kind.get(device) in EVENT_ONLY:
-                continue
             if device in self.offline or last + self._limit(device) > now or \
                     not self._regular(device):
                 continue
-            self.offline[device] = Alert(
-                id=alert_id(self.home.home, self.name, device, now),
-                home=self.home.home, rule=self.name,
-                severity=self.settings.severity,  # type: ignore[arg-type]
-                raised_at=now, status="firing",
-                message=(f"{device} ({self.kind[device]}) has not reported since "
-                         f"{when(last, self.tz)}: {hours_minutes(now - last)}, when it "
-                         f"usually reports every {hours_minutes(self._limit(device) / 4)}. "
-                         "Check its battery, power and the hub."),
-                evidence={"device": device, "last_report": format_ts(last), **TECHNICAL},
-            )
+            self.offline[device] = self.firing(
+                now, self.settings.severity,
+                f"{device} ({self.kind[device]}) has not reported since "
+                f"{when(last, self.tz)}: {hours_minutes(now - last)}, when it usually reports "
+                f"every {hours_minutes(self._limit(device) / 4)}. Check its battery, power and "
+                "the hub.",
+                {"device": device, "last_report": format_ts(last), **TECHNICAL}, key=device)
             out.append(self.offline[device])
         self._recompute()
         return out

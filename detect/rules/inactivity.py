@@ -15,7 +15,7 @@ from typing import Any
 from detect.activity import Activity
 from detect.localtime import add_window_time, hours_minutes, when
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import HomeConfig, InactivitySettings
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -82,15 +82,9 @@ class Inactivity(Rule):
             f"{' for a home with only door and appliance sensors' if self.sparse else ''}. "
             "They may have fallen: call them now, and send someone if there is no answer."
         )
-        self.open = Alert(
-            id=alert_id(self.home.home, self.name, "", self._deadline),
-            home=self.home.home,
-            rule=self.name,
-            severity=self.settings.severity,  # type: ignore[arg-type]
-            raised_at=self._deadline,
-            status="firing",
-            message=message,
-            evidence={
+        self.open = self.firing(
+            self._deadline, self.settings.severity, message,
+            {
                 "last_activity_at": format_ts(last.ts),
                 "last_activity": last.what,
                 "last_device": last.device,

@@ -15,7 +15,7 @@ from detect.activity import Activity
 from detect.localtime import when
 from detect.news2 import NAMES, PARAMETERS, UNITS, Score, score
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import HomeConfig, News2Settings
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -75,17 +75,13 @@ class News2(Rule):
                    + (f"Not measured: {missing}. " if missing else "")
                    + "Consciousness and oxygen use are not measured at home (scored as "
                      "alert, on air): the real score can only be higher.")
-        return Alert(
-            id=alert_id(self.home.home, self.name, f"L{level}", now),
-            home=self.home.home, rule=self.name,
-            severity=self._severity(level),  # type: ignore[arg-type]
-            raised_at=now, status="firing", message=message,
-            evidence={"news2_total": result.total, "level": level,
-                      "parameters": {k: {"value": v, "score": s}
-                                     for k, (v, s) in result.parts.items()},
-                      "missing": list(result.missing),
-                      "assumed": {"consciousness": "alert", "oxygen": "air"}},
-        )
+        return self.firing(
+            now, self._severity(level), message,
+            {"news2_total": result.total, "level": level,
+             "parameters": {k: {"value": v, "score": s} for k, (v, s) in result.parts.items()},
+             "missing": list(result.missing),
+             "assumed": {"consciousness": "alert", "oxygen": "air"}},
+            key=f"L{level}")
 
     def state(self) -> dict[str, Any]:
         return {"latest": {k: [format_ts(t), v] for k, (t, v) in self.latest.items()},

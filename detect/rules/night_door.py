@@ -16,7 +16,7 @@ from typing import Any
 from detect.activity import Activity
 from detect.localtime import in_window, when
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import HomeConfig, NightDoorSettings
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -64,20 +64,14 @@ class NightDoor(Rule):
             return []
         opened = self.opened
         minutes = int(self.settings.return_within.total_seconds() // 60)
-        self.open = Alert(
-            id=alert_id(self.home.home, self.name, "", now),
-            home=self.home.home,
-            rule=self.name,
-            severity=self.settings.severity,  # type: ignore[arg-type]
-            raised_at=now,
-            status="firing",
-            message=(f"The {(self.door or 'door').replace('-', ' ')} opened at "
-                     f"{when(opened, self.tz)}, in the night, and nothing has moved indoors in "
-                     f"the {minutes} minutes since. The resident may have gone out: call "
-                     "them, and if there is no answer check the house and the street."),
-            evidence={"door": self.door, "opened_at": format_ts(opened),
-                      "minutes_without_indoor_activity": minutes},
-        )
+        self.open = self.firing(
+            now, self.settings.severity,
+            f"The {(self.door or 'door').replace('-', ' ')} opened at {when(opened, self.tz)}, "
+            f"in the night, and nothing has moved indoors in the {minutes} minutes since. The "
+            "resident may have gone out: call them, and if there is no answer check the house "
+            "and the street.",
+            {"door": self.door, "opened_at": format_ts(opened),
+             "minutes_without_indoor_activity": minutes})
         self.opened = None
         return [self.open]
 

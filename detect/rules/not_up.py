@@ -21,7 +21,7 @@ from typing import Any
 from detect.activity import Activity
 from detect.baseline import Baseline
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import HomeConfig, RoutineSettings
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -172,18 +172,16 @@ class NotUp(Rule):
             stirred = (f" Brief activity at {self.candidate.astimezone(self.tz):%H:%M}, "
                        "then quiet.")
         self.flagged = True
-        self.open = Alert(
-            id=alert_id(self.home.home, self.name, "", now), home=self.home.home,
-            rule=self.name, severity=self.settings.severity,  # type: ignore[arg-type]
-            raised_at=now, status="firing",
-            message=(f"Not up yet this morning: no sign of the resident being up and about by "
-                     f"{now.astimezone(self.tz):%H:%M}.{stirred} {basis} Call them; they may "
-                     "be unwell or have fallen."),
-            evidence={"usual_up": _clock(usual) if usual is not None else None,
-                      "baseline_mornings": len(self.baseline.values()),
-                      "warming_up": usual is None,
-                      "margin_minutes": self.settings.margin.total_seconds() / 60,
-                      "baseline": self.baseline.describe()})
+        self.open = self.firing(
+            now, self.settings.severity,
+            f"Not up yet this morning: no sign of the resident being up and about by "
+            f"{now.astimezone(self.tz):%H:%M}.{stirred} {basis} Call them; they may be unwell "
+            "or have fallen.",
+            {"usual_up": _clock(usual) if usual is not None else None,
+             "baseline_mornings": len(self.baseline.values()),
+             "warming_up": usual is None,
+             "margin_minutes": self.settings.margin.total_seconds() / 60,
+             "baseline": self.baseline.describe()})
         return [self.open]
 
     # --- state --------------------------------------------------------------------------

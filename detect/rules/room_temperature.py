@@ -18,7 +18,7 @@ from typing import Any
 from detect.activity import Activity
 from detect.localtime import hours_minutes, when
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import ColdHomeSettings, HomeConfig, HotHomeSettings
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -101,15 +101,9 @@ class RoomTemperature(Rule):
             what = "cold"
         message = (f"The home is {what}: {'; '.join(parts)}. That is "
                    f"{hours_minutes(now - first)} {side} the limit. {advice}")
-        self.open = Alert(
-            id=alert_id(self.home.home, self.name, "", now),
-            home=self.home.home,
-            rule=self.name,
-            severity=self.settings.severity,  # type: ignore[arg-type]
-            raised_at=now,
-            status="firing",
-            message=message,
-            evidence={
+        self.open = self.firing(
+            now, self.settings.severity, message,
+            {
                 "devices": sorted(due),
                 "rooms": sorted({self._room(d) for d in due}),
                 "since": format_ts(first),

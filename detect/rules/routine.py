@@ -19,7 +19,7 @@ from detect.activity import Activity
 from detect.baseline import Baseline
 from detect.models import DayModel
 from detect.rules.base import Rule
-from telecare.alert import Alert, alert_id
+from telecare.alert import Alert
 from telecare.config import HomeConfig, RoutineSettings
 from telecare.reading import Reading, format_ts, parse_ts
 
@@ -39,6 +39,7 @@ class DailyPattern(Rule):
         self.out_since: datetime | None = None
         self.flag_streak = 0
         self.open: Alert | None = None
+        self.day_away = timedelta()  # time out in the day last judged
 
     def _next_judgement(self, after: datetime) -> datetime:
         local = after.astimezone(self.tz)
@@ -75,6 +76,7 @@ class DailyPattern(Rule):
             self.out_since = now
         value, away = self.count, self.away
         self.count, self.away = 0.0, timedelta()
+        self.day_away = away  # for rules that judge the time out as well
         self.next_judgement = self._next_judgement(now)
         if away > self.settings.away_skip:
             self.skipped()
@@ -91,10 +93,8 @@ class DailyPattern(Rule):
         """A day not judged: forget whatever else was counted in it."""
 
     def _alert(self, now: datetime, message: str, evidence: dict[str, Any]) -> Alert:
-        self.open = Alert(id=alert_id(self.home.home, self.name, "", now), home=self.home.home,
-                          rule=self.name, severity=self.settings.severity,  # type: ignore[arg-type]
-                          raised_at=now, status="firing", message=message,
-                          evidence={**evidence, "baseline": self.baseline.describe()})
+        self.open = self.firing(now, self.settings.severity, message,
+                                {**evidence, "baseline": self.baseline.describe()})
         return self.open
 
     def _resolve(self, now: datetime, words: str) -> list[Alert]:
@@ -363,14 +363,9 @@ class UnusualDay(DailyPattern):
     def skipped(self) -> None:
         self.figures = dict.fromkeys(self.FEATURES, 0.0)
 
-    def on_deadline(self, now: datetime) -> list[Alert]:
-        self.figures["away_hours"] = round(
-            (self.away + (now - self.out_since if self.out_since else timedelta()))
-            .total_seconds() / 3600, 2)
-        return super().on_deadline(now)
-
     def judge(self, now: datetime, value: float) -> list[Alert]:
         day, self.figures = self.figures, dict.fromkeys(self.FEATURES, 0.0)
+        day["away_hours"] = round(self.day_away.total_seconds() / 3600, 2)
         score = self.model.score_one(day)
         out: list[Alert] = []
         unusual = False
