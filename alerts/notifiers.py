@@ -223,9 +223,8 @@ class MqttNotifier:
 
         if self._client is None:
             assert self.broker_url
-            client = make_client(BrokerUrl.parse(self.broker_url), "telecare-notify",
-                                 protocol="3.1.1")
             url = BrokerUrl.parse(self.broker_url)
+            client = make_client(url, "telecare-notify", protocol="3.1.1")
             client.connect(url.host, url.port)
             client.loop_start()
             self._client = client

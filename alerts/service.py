@@ -21,12 +21,13 @@ beside the alert.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -254,23 +255,24 @@ class AlertService:
         conn = conn or self.conn
         store = store or self.store
         now = self.clock()
-        query = ("SELECT id, channel, target, contact, home, attempts, alert_id, round, kind,"
-                 " by_whom, status FROM notifications WHERE state = 'pending' AND"
-                 " next_attempt <= ?")
+        # Each notice shows the alert as it was logged at that status: a reminder of an alert
+        # that has since resolved still says firing; it is not an all-clear.
+        query = ("SELECT n.id, n.channel, n.target, n.contact, n.home, n.attempts, n.round,"
+                 " n.kind, n.by_whom, e.body FROM notifications n LEFT JOIN alert_events e"
+                 " ON e.alert_id = n.alert_id AND e.status = n.status"
+                 " WHERE n.state = 'pending' AND n.next_attempt <= ?")
         args: tuple[object, ...] = (now,)
         if channel is not None:
-            query += " AND channel = ?"
+            query += " AND n.channel = ?"
             args += (channel,)
-        rows = conn.execute(query + " ORDER BY id LIMIT 200", args).fetchall()
+        rows = conn.execute(query + " ORDER BY n.id LIMIT 200", args).fetchall()
         batches: dict[tuple[str, str, str, str], list[tuple[int, int, Notice]]] = {}
-        for row_id, chan, target, contact, home, attempts, alert_id, round_, kind, by, \
-                status in rows:
-            alert = store.get(alert_id)
-            if alert is None:  # cannot happen through route(); never left to clog the queue
+        for row_id, chan, target, contact, home, attempts, round_, kind, by, body in rows:
+            if body is None:  # cannot happen through route(); never left to clog the queue
                 conn.execute("UPDATE notifications SET state='failed', last_error=? WHERE"
                              " id=?", ("no such alert", row_id))
                 continue
-            notice = Notice(_as_status(alert, status), kind, round_, by)
+            notice = Notice(Alert.from_json_obj(json.loads(body)), kind, round_, by)
             notifier = self.notifiers.get(chan)
             key = (chan, target, contact, home) if notifier is not None and \
                 notifier.groups else (chan, target, contact, str(row_id))
@@ -338,9 +340,8 @@ class AlertService:
                      "Check their details in the home's plan, or the service."),
             evidence={"audience": "technical", "contact": contact, "channel": channel,
                       "reason": reason, "alerts": [a.id for a in about]})
-        conn.execute("SAVEPOINT report_failure")
-        store.record_in(conn, [failed])
-        conn.execute("RELEASE report_failure")
+        with Transaction(conn) as c:
+            store.record_in(c, [failed])
         self.wake.set()
 
     def step(self) -> int:
@@ -454,11 +455,3 @@ def _drop_reminders(c: sqlite3.Connection, alert_id: str) -> None:
     """Someone acted: reminders not yet sent are no longer needed."""
     c.execute("UPDATE notifications SET state='dropped' WHERE alert_id=? AND state='pending'"
               " AND kind='reminder'", (alert_id,))
-
-
-def _as_status(alert: Alert, status: str) -> Alert:
-    """The alert as it was when the notice was queued (a reminder of a firing alert that has
-    since resolved still says firing; it is not sent as an all-clear)."""
-    if status == "firing" and alert.status == "resolved":
-        return replace(alert, status="firing", resolved_at=None, resolution=None)
-    return alert
