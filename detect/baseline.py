@@ -15,6 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def mad(values: list[float]) -> float:
+    """Median absolute deviation from the median."""
+    m = statistics.median(values)
+    return float(statistics.median(abs(v - m) for v in values))
+
+
+def robust_spread(values: list[float], floor: float = 1.0) -> float:
+    """The MAD scaled to a standard deviation (x1.4826), never taken below `floor`: a count
+    that is nearly always the same would otherwise make one extra event look enormous."""
+    return max(floor, 1.4826 * mad(values))
+
+
 @dataclass
 class Baseline:
     days: int = 28
@@ -45,10 +57,9 @@ class Baseline:
     def median(self, skip_recent: int = 0) -> float:
         return float(statistics.median(self.values(skip_recent)))
 
-    def mad(self, skip_recent: int = 0) -> float:
-        vals = self.values(skip_recent)
-        m = statistics.median(vals)
-        return float(statistics.median(abs(v - m) for v in vals))
+    def z(self, value: float, floor: float = 1.0) -> float:
+        """How many robust standard deviations `value` lies above the median."""
+        return (value - self.median()) / robust_spread(self.values(), floor)
 
     def usual_range(self) -> str:
         vals = sorted(self.values())

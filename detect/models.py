@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detect.baseline import robust_spread
+
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
 
@@ -85,8 +87,7 @@ class DayModel:
         for i, name in enumerate(self.features):
             column = [d[i] for d in self.days]
             median = statistics.median(column)
-            mad = statistics.median(abs(v - median) for v in column)
-            z = (float(x[name]) - median) / max(self.floors.get(name, 1.0), 1.4826 * mad)
+            z = (float(x[name]) - median) / robust_spread(column, self.floors.get(name, 1.0))
             out.append((name, float(x[name]), median, z))
         return sorted(out, key=lambda t: -abs(t[3]))
 

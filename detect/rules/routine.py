@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from detect.activity import Activity
-from detect.baseline import Baseline
+from detect.baseline import Baseline, robust_spread
 from detect.models import DayModel
 from detect.rules.base import Rule
 from telecare.alert import Alert
@@ -122,13 +122,6 @@ class DailyPattern(Rule):
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
 
 
-def robust_z(value: float, baseline: Baseline, floor: float = 1.0) -> float:
-    """How many robust standard deviations `value` lies above the baseline's median. The
-    spread is the MAD scaled to a standard deviation, never taken below `floor` (a count that
-    is nearly always the same would otherwise make one extra event look enormous)."""
-    return (value - baseline.median()) / max(floor, 1.4826 * baseline.mad())
-
-
 class NightToilet(DailyPattern):
     """Toilet use, judged each morning on the last 24 hours: trips in the night (with a bed
     mat, a return to bed during the night; without one, a flush between 00:30 and 05:30) and
@@ -181,11 +174,11 @@ class NightToilet(DailyPattern):
             self.flush_baseline.add("", flushes, False)
             return []
         usual = self.baseline.median()
-        score = robust_z(value, self.baseline, self.NIGHT_SPREAD)
+        score = self.baseline.z(value, self.NIGHT_SPREAD)
         usual_flushes = None
         if self.has_flush and self.flush_baseline.ready():
             usual_flushes = self.flush_baseline.median()
-            score += robust_z(flushes, self.flush_baseline)
+            score += self.flush_baseline.z(flushes)
         # CUSUM: evidence builds over consecutive unusual days and drains on ordinary ones,
         # so three days a little up are caught as surely as one day far up.
         self.cusum = max(0.0, self.cusum + score - self.SLACK)
@@ -298,7 +291,7 @@ class Decline(DailyPattern):
         ratio = week / before
         # The week's mean must also sit well outside the day-to-day spread of the weeks
         # before (a robust z of the mean of 7 days), so a noisy home needs a clearer fall.
-        spread = max(1.0, 1.4826 * self.baseline.mad(skip_recent=6)) / 7 ** 0.5
+        spread = robust_spread(self.baseline.values(skip_recent=6)) / 7 ** 0.5
         low = ratio < self.settings.decline_ratio and (before - week) / spread >= 4
         self.flag_streak = self.flag_streak + 1 if low else 0
         if self.open is not None:
