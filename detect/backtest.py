@@ -40,7 +40,13 @@ def read_readings(lines: Iterable[str], bad: Counter[str]) -> list[Reading]:
 
 def run_backtest(lines: Iterable[str], config: Config) -> BacktestResult:
     bad: Counter[str] = Counter()
-    readings = read_readings(lines, bad)
+    return backtest_readings(read_readings(lines, bad), config, bad)
+
+
+def backtest_readings(readings: list[Reading], config: Config,
+                      bad: Counter[str] | None = None) -> BacktestResult:
+    """Backtest readings already parsed; sorts the list in place, by event time."""
+    bad = bad if bad is not None else Counter()
     readings.sort(key=lambda r: r.ts)  # stable: equal times keep file order
     seen: set[str] = set()
     detector = Detector(config)

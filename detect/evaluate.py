@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from detect import news2
-from detect.backtest import run_backtest
+from detect.backtest import backtest_readings, read_readings
 from telecare.alert import SEVERITIES, Alert
 from telecare.config import load_config
-from telecare.reading import parse_ts
+from telecare.reading import Reading, parse_ts
 
 # Which rules catch each scenario kind; an empty tuple: not a crisis, nothing should fire.
 EXPECTED: dict[str, tuple[str, ...]] = {
@@ -117,15 +117,20 @@ class Evaluation:
 
 def evaluate(bundle: Path) -> Evaluation:
     config = load_config(bundle)
+    bad: Counter[str] = Counter()
     with open(bundle / "readings.jsonl", encoding="utf-8") as f:
-        result = run_backtest(f, config)
+        readings = read_readings(f, bad)  # read once: for the backtest and for the figures
+    assert readings, "no readings"
+    result = backtest_readings(readings, config, bad)  # sorts them by event time
     labels = [json.loads(x) for x in (bundle / "labels.jsonl").read_text().splitlines()
               if x.strip()]
-    return score(result.alerts, labels, config.homes, _days_of(result.alerts, bundle),
-                 _news2_thresholds(bundle, labels))
+    span = (readings[0].ts.date(), readings[-1].ts.date())
+    return score(result.alerts, labels, config.homes, span,
+                 _news2_thresholds(readings, labels))
 
 
-def _news2_thresholds(bundle: Path, labels: list[dict[str, Any]]) -> dict[int, datetime]:
+def _news2_thresholds(readings: list[Reading], labels: list[dict[str, Any]]
+                      ) -> dict[int, datetime]:
     """For each vitals label, when the vital signs first reached a NEWS2 trigger (a total of
     5, or one parameter scoring 3): the rule's threshold, from which its delay is judged.
     Worked out from the readings here, apart from the rule: the latest value of each
@@ -135,13 +140,9 @@ def _news2_thresholds(bundle: Path, labels: list[dict[str, Any]]) -> dict[int, d
         return {}
     homes = {lab["home"] for lab in wanted.values()}
     series: dict[str, list[tuple[datetime, str, float]]] = defaultdict(list)
-    with open(bundle / "readings.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if '"home"' not in line:
-                continue
-            r = json.loads(line)
-            if r.get("home") in homes and r.get("kind") in news2.PARAMETERS:
-                series[r["home"]].append((parse_ts(r["ts"]), r["kind"], float(r["value"])))
+    for r in readings:
+        if r.home in homes and r.kind in news2.PARAMETERS:
+            series[r.home].append((r.ts, r.kind, r.value))
     out: dict[int, datetime] = {}
     for i, lab in wanted.items():
         start, end = parse_ts(lab["start"]), parse_ts(lab["end"])
@@ -155,17 +156,6 @@ def _news2_thresholds(bundle: Path, labels: list[dict[str, Any]]) -> dict[int, d
                 out[i] = ts
                 break
     return out
-
-
-def _days_of(alerts: list[Alert], bundle: Path) -> tuple[date, date]:
-    first = last = None
-    with open(bundle / "readings.jsonl", encoding="utf-8") as f:
-        for line in f:
-            ts = json.loads(line)["ts"]
-            first = ts if first is None or ts < first else first
-            last = ts if last is None or ts > last else last
-    assert first and last, "no readings"
-    return parse_ts(first).date(), parse_ts(last).date()
 
 
 def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, Any],
