@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from telecare.config import Config, load_config
+from telecare.config import Config, RuleSettings, load_config
 from telecare.reading import Reading
 
 DEVICES = [
@@ -33,8 +33,7 @@ def write_home(root: Path, home: str = "h001", timezone: str = "Europe/London",
     return root
 
 
-RULES = ("pendant", "fall", "cold_home", "hot_home", "inactivity", "night_door", "news2",
-         "device_health", "not_up", "night_toilet", "meals", "decline", "unusual_day")
+RULES = tuple(RuleSettings.model_fields)  # every rule a plan can switch
 
 
 def only(*rules: str, **settings: dict[str, Any]) -> dict[str, Any]:
