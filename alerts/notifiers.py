@@ -216,7 +216,7 @@ class MqttNotifier:
         self._lock = threading.Lock()
 
     def target(self, contact: Contact) -> list[str]:
-        return [contact.mqtt] if contact.mqtt and self.broker_url else []
+        return [contact.mqtt] if contact.mqtt else []
 
     def _connect(self) -> object:
         from telecare.mqtt import BrokerUrl, make_client
@@ -231,6 +231,9 @@ class MqttNotifier:
         return self._client
 
     def send(self, notices: list[Notice], target: str) -> None:
+        if not self.broker_url:
+            # Said, not skipped: the contact's plan names a topic nobody can publish to.
+            raise DeliveryError("no MQTT broker configured for notices (--mqtt)", False)
         with self._lock:
             try:
                 client = self._connect()

@@ -120,6 +120,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     chosen: Protocol = "5"
     if "ingest" in stages:
         url, embedded, chosen = resolve_broker(mqtt_url, protocol)
+    elif mqtt_url:
+        url = BrokerUrl.parse(mqtt_url)  # the alerts stage alone publishes MQTT notices
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -320,3 +320,18 @@ def test_an_alert_below_the_plans_escalation_severity_is_told_once_not_chased(
         service.step()
     for r in (daughter, neighbour, responder):
         assert heard(r) == [("h001:unusual_day:1", "alert")]
+
+
+def test_an_mqtt_contact_without_a_broker_is_a_reported_failure_not_silence(
+        tmp_path: Path) -> None:
+    from alerts.notifiers import MqttNotifier
+
+    config = load_config(write_home(tmp_path / "config",
+                                    contacts=[{"name": "hub", "mqtt": "hub/h001"}]))
+    service = AlertService(connect(tmp_path / "data"), config, [MqttNotifier(None)],
+                           clock=Clock())
+    record(service, an_alert())
+    service.step()
+    (d,) = service.deliveries()
+    assert (d.channel, d.state, d.last_error) == \
+        ("mqtt", "failed", "no MQTT broker configured for notices (--mqtt)")
