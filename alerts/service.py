@@ -423,30 +423,46 @@ class AlertService:
 
     # --- running -------------------------------------------------------------------------
 
-    def _channel_worker(self, channel: str, stop: threading.Event, poll_s: float) -> None:
+    def _channel_worker(self, channel: str, kick: threading.Event, done: threading.Event,
+                        poll_s: float) -> None:
+        """Deliver one channel's notices: woken when the router queues some, and every
+        `poll_s` for retries coming due; after `done`, one last drain."""
         conn = connect(self._db_dir)
         store = AlertStore(conn, self.clock)
-        while not stop.is_set():
+        while True:
+            kick.wait(poll_s)
+            kick.clear()
+            finished = done.is_set()
             try:
-                if self.deliver(channel, conn, store) == 0:
-                    stop.wait(poll_s / 5)
+                while self.deliver(channel, conn, store):
+                    pass
             except sqlite3.Error:
                 log.exception("delivery on %s hit a database error; retrying", channel)
-                stop.wait(1.0)
-        self.deliver(channel, conn, store)
+                done.wait(1.0)
+            if finished:
+                break
         conn.close()
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
-        workers = [threading.Thread(target=self._channel_worker, args=(ch, stop, poll_s),
+        kicks = {ch: threading.Event() for ch in self.notifiers}
+        done = threading.Event()
+        workers = [threading.Thread(target=self._channel_worker,
+                                    args=(ch, kicks[ch], done, poll_s),
                                     name=f"deliver-{ch}", daemon=True)
                    for ch in self.notifiers]
         for w in workers:
             w.start()
         while not stop.is_set():
-            if self.stand_down() + self.route() + self.escalate() == 0:
+            if self.stand_down() + self.route() + self.escalate():
+                for kick in kicks.values():
+                    kick.set()
+            else:
                 self.wake.wait(poll_s)
                 self.wake.clear()
         self.route()  # one last pass for what detection committed before it stopped
+        done.set()
+        for kick in kicks.values():
+            kick.set()
         for w in workers:
             w.join(30)
 
