@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerts.store import AlertStore
 from telecare.alert import SEVERITIES
 
 YARDSTICK = ((60.0, 0.975), (180.0, 0.99))
@@ -63,6 +64,7 @@ class Times:
 
 def gather(conn: sqlite3.Connection) -> tuple[dict[str, Times], dict[str, Times]]:
     """Figures by severity and by home."""
+    AlertStore(conn)  # its tables exist even where the alerts stage has not run yet
     fired = {a: (h, s, us / 1e6) for a, h, s, us in conn.execute(
         "SELECT e.alert_id, a.home, a.severity, e.logged_us FROM alert_events e JOIN alerts a"
         " ON a.id = e.alert_id WHERE e.status = 'firing'")}
@@ -70,7 +72,7 @@ def gather(conn: sqlite3.Connection) -> tuple[dict[str, Times], dict[str, Times]
     def first(query: str) -> dict[str, float]:
         try:
             return {a: t for a, t in conn.execute(query) if t is not None}
-        except sqlite3.OperationalError:  # the alerts stage has not run here yet
+        except sqlite3.OperationalError:  # no notifications table: the stage never ran here
             return {}
 
     notified = first("SELECT alert_id, MIN(sent_at) FROM notifications WHERE state='sent' AND"
@@ -79,11 +81,8 @@ def gather(conn: sqlite3.Connection) -> tuple[dict[str, Times], dict[str, Times]
     resolved = {a: us / 1e6 for a, us in conn.execute(
         "SELECT alert_id, logged_us FROM alert_events WHERE status='resolved'")}
     verdicts: dict[str, list[str]] = defaultdict(list)
-    try:
-        for a, v in conn.execute("SELECT alert_id, verdict FROM feedback"):
-            verdicts[a].append(v)
-    except sqlite3.OperationalError:
-        pass
+    for a, v in conn.execute("SELECT alert_id, verdict FROM feedback"):
+        verdicts[a].append(v)
     by_sev: dict[str, Times] = defaultdict(Times)
     by_home: dict[str, Times] = defaultdict(Times)
     for alert_id, (home, severity, start) in fired.items():

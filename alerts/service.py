@@ -72,21 +72,6 @@ CREATE TABLE IF NOT EXISTS escalations (
     repeats INTEGER NOT NULL DEFAULT 0,
     next_repeat_at REAL
 );
-CREATE TABLE IF NOT EXISTS acknowledgements (
-    alert_id TEXT NOT NULL,
-    by_whom TEXT NOT NULL,
-    at REAL NOT NULL,
-    note TEXT,
-    PRIMARY KEY (alert_id, by_whom)
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    alert_id TEXT NOT NULL,
-    by_whom TEXT NOT NULL,
-    verdict TEXT NOT NULL,          -- useful, false_alarm
-    why TEXT,
-    at REAL NOT NULL,
-    PRIMARY KEY (alert_id, by_whom)
-);
 CREATE TABLE IF NOT EXISTS alerts_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 MAX_ATTEMPTS = 12

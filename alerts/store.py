@@ -3,7 +3,8 @@
 `alerts` holds each occurrence's current state; `alert_events` is the append-only log of
 changes (firing, resolved) that the alerts stage follows. An event is unique by (alert id,
 status): a detection restart that re-derives a change cannot log it twice. `resident_ok`
-holds the resident's own "I'm OK" presses, for the alerts stage to act on.
+holds the resident's own "I'm OK" presses, for the alerts stage to act on;
+`acknowledgements` and `feedback` hold what people said of each alert, beside it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ CREATE TABLE IF NOT EXISTS alert_events (
     body TEXT NOT NULL,
     logged_us INTEGER NOT NULL,
     UNIQUE (alert_id, status)
+);
+CREATE TABLE IF NOT EXISTS acknowledgements (
+    alert_id TEXT NOT NULL,
+    by_whom TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT,
+    PRIMARY KEY (alert_id, by_whom)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    alert_id TEXT NOT NULL,
+    by_whom TEXT NOT NULL,
+    verdict TEXT NOT NULL,          -- useful, false_alarm
+    why TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (alert_id, by_whom)
 );
 CREATE TABLE IF NOT EXISTS resident_ok (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,14 +112,10 @@ class AlertStore:
                  ) -> list[tuple[Alert, str, str, str | None]]:
         """People's verdicts beside their alerts, for detection and threshold tuning:
         (alert, who, useful or false_alarm, why)."""
-        try:
-            rows = self.conn.execute(
-                "SELECT a.body, f.by_whom, f.verdict, f.why FROM feedback f JOIN alerts a ON"
-                " a.id = f.alert_id WHERE (? IS NULL OR a.home = ?) AND (? IS NULL OR"
-                " a.rule = ?) ORDER BY a.raised_at, f.by_whom",
-                (home, home, rule, rule)).fetchall()
-        except sqlite3.OperationalError:  # no feedback table: the alerts stage never ran
-            return []
+        rows = self.conn.execute(
+            "SELECT a.body, f.by_whom, f.verdict, f.why FROM feedback f JOIN alerts a ON"
+            " a.id = f.alert_id WHERE (? IS NULL OR a.home = ?) AND (? IS NULL OR"
+            " a.rule = ?) ORDER BY a.raised_at, f.by_whom", (home, home, rule, rule)).fetchall()
         return [(Alert.from_json_obj(json.loads(b)), w, v, y) for b, w, v, y in rows]
 
     def get(self, alert_id: str) -> Alert | None:
