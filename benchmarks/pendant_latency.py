@@ -26,9 +26,7 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,30 +34,19 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 import yaml  # noqa: E402
 
-from tests.conftest import Mosquitto  # noqa: E402
+from tests.conftest import Mosquitto, WebhookReceiver  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if body.get("rule") == "pendant" and body.get("status") == "firing":
-                    outer.arrived.setdefault(body["home"], time.time())
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def first_pendant_alerts(receiver: WebhookReceiver) -> dict[str, float]:
+    """When each home's pendant alert first reached the webhook."""
+    arrived: dict[str, float] = {}
+    with receiver.lock:
+        for at, body, _ in receiver.posts:
+            if body.get("rule") == "pendant" and body.get("status") == "firing":
+                arrived.setdefault(body["home"], at)
+    return arrived
 
 
 def write_homes(config: Path, homes: int, webhook: str) -> None:
@@ -116,7 +103,7 @@ def main() -> None:
 
     broker = Mosquitto()
     broker.start()
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     work = Path(tempfile.mkdtemp(prefix="telecare-bench-"))
     write_homes(work / "config", args.homes, receiver.url)
     service = subprocess.Popen(
@@ -144,7 +131,7 @@ def main() -> None:
             presser.publish(f"telecare/v1/{home}/pendant/button", payload, qos=1)
             time.sleep(0.25)
         deadline = time.time() + 30
-        while len(receiver.arrived) < len(pressed) and time.time() < deadline:
+        while len(first_pendant_alerts(receiver)) < len(pressed) and time.time() < deadline:
             time.sleep(0.1)
         presser.loop_stop()
     finally:
@@ -153,8 +140,8 @@ def main() -> None:
         service.send_signal(signal.SIGTERM)
         service.wait(60)
         broker.stop()
-    lat = sorted((receiver.arrived[h] - t) * 1000 for h, t in pressed.items()
-                 if h in receiver.arrived)
+    arrived = first_pendant_alerts(receiver)
+    lat = sorted((arrived[h] - t) * 1000 for h, t in pressed.items() if h in arrived)
     missing = len(pressed) - len(lat)
     elapsed = len(pressed) * 0.25 + 5
 
