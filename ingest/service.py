@@ -30,6 +30,11 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+# Messages for homes with no file are accounted under one source, so a flood of made-up home
+# ids costs one counter, not a row or a counter per id.
+UNKNOWN_HOMES = "(unknown homes)"
+
+
 def _source(topic: str) -> str:
     """Which gateway a message claims to come from, for flood accounting."""
     parts = topic.split("/", 3)
@@ -41,17 +46,23 @@ class IngestService:
                  on_stored: Callable[[], None] | None = None,
                  accepting: Callable[[], bool] | None = None,
                  dead_letter_limit: int = 600, worker: str = "ingest",
-                 waiting_since: Callable[[], float | None] | None = None) -> None:
+                 dead_letter_total_limit: int = 6000,
+                 waiting_since: Callable[[], float | None] | None = None,
+                 known_home: Callable[[str], bool] | None = None) -> None:
         self.store = store
         self.clock = clock
         self.on_stored = on_stored
         self.accepting = accepting  # False while the spool is full: stop acknowledging
         self.dead_letter_limit = dead_letter_limit
+        self.dead_letter_total_limit = dead_letter_total_limit  # all sources, per minute
         self.worker = worker
         # Arrival time of the oldest message taken from the broker but not yet handed here
         # (None: none waiting). With it, each write also records this worker's arrival
         # watermark, which detection uses to put several workers' writes in order.
         self.waiting_since = waiting_since
+        # Readings for a home with no file are set aside (`unknown_home`): nobody could be told
+        # of its alerts, and a flood of made-up ids must not grow detection's state. None: any.
+        self.known_home = known_home
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
         self._lock = threading.Lock()  # one SQLite connection, possibly several callers
@@ -82,12 +93,19 @@ class IngestService:
         codes: Counter[str] = Counter()
         for topic, payload, at in messages:
             try:
-                readings.append(parse_payload(topic, payload))
+                reading = parse_payload(topic, payload, now=received_at)
+                if self.known_home is not None and not self.known_home(reading.home):
+                    raise BadReading("unknown_home", "no home file describes this home; its "
+                                     "readings are kept aside, not detected on")
+                readings.append(reading)
                 arrived.append(datetime.fromtimestamp(at, UTC))
             except BadReading as bad:
                 codes[bad.code] += 1
                 source = _source(topic)
-                if self._kept_this_minute[source] < self.dead_letter_limit:
+                if self.known_home is not None and not self.known_home(source):
+                    source = UNKNOWN_HOMES
+                if (self._kept_this_minute[source] < self.dead_letter_limit
+                        and self._kept_this_minute.total() < self.dead_letter_total_limit):
                     self._kept_this_minute[source] += 1
                     dead.append(DeadLetter(received_at, topic, payload, len(payload), bad.code,
                                            bad.detail))
@@ -105,6 +123,7 @@ class IngestService:
             return False
         stored = new
         if readings:
+            # Future readings were refused above, so this lag is never far below zero.
             newest = max(r.ts for r in readings)
             self._newest = newest if self._newest is None else max(self._newest, newest)
         self.counters["received"] += len(messages)

@@ -65,6 +65,21 @@ def main() -> None:
 
 
 @main.command()
+@config_option
+def check(config_dir: str) -> None:
+    """Check a configuration directory as start-up does, starting nothing: every problem
+    with its file and place, then the warnings."""
+    try:
+        config = load_config(config_dir)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(f"ok: {len(config.homes)} home(s), {len(config.warnings)} warning(s)")
+
+
+@main.command()
 @click.option("--readings", "readings_file", required=True, type=click.Path(dir_okay=False))
 @config_option
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False))
@@ -114,6 +129,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
 
     _setup_logging(log_level, log_format)
     config = _load(config_dir)
+    for warning in config.warnings:
+        log.warning("configuration: %s", warning)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
     url: BrokerUrl | None = None
     embedded: EmbeddedBroker | None = None

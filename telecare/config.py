@@ -12,6 +12,7 @@ exist), and every problem is reported with its file and location, all at once.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from datetime import time, timedelta
 from importlib import resources
@@ -64,7 +65,15 @@ def parse_duration(raw: Any) -> timedelta:
     raise ValueError(f"{raw!r} is not a duration like '90s', '10m', '1h30m' or '2d'")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _positive(v: timedelta) -> timedelta:
+    # A zero or negative threshold does not mean "never": it fires on every reading (a
+    # negative inactivity limit once raised 842 alerts in five home-days).
+    if not v > timedelta(0):
+        raise ValueError(f"duration {v.total_seconds():g}s must be more than zero")
+    return v
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 
 def _parse_clock(raw: Any) -> time:
@@ -103,7 +112,8 @@ Zone = Annotated[str, AfterValidator(_check_zone)]  # an IANA time zone name
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `below_c: .nan` would otherwise turn the cold-home rule off.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Window(_Strict):
@@ -317,7 +327,9 @@ class Escalation(_Strict):
 
 
 class HomeConfig(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Unknown keys are refused: `contacs:` for `contacts:` would otherwise load and send a
+    # critical alert to nobody. Keys starting `x-` are free for an installer's own notes.
+    model_config = ConfigDict(extra="forbid", frozen=True)
     home: str
     timezone: Zone
     devices: list[Device] = Field(default_factory=list)
@@ -380,6 +392,19 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str,
     return out
 
 
+def _unknown_keys(data: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """Name each unknown top-level key of a home file, with the nearest known one; return
+    the rest (keys starting `x-` are an installer's notes, dropped here)."""
+    known = sorted(HomeConfig.model_fields)
+    for key in data:
+        if key in known or str(key).startswith("x-"):
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(known)}"
+        problems.append(f"{where}: {key}: unknown key ({hint})")
+    return {k: v for k, v in data.items() if k in known}
+
+
 def _format_errors(where: str, exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
@@ -396,12 +421,18 @@ def default_home(home: str, rules: dict[str, Any] | None = None) -> HomeConfig:
 
 
 class Config:
-    """A checked configuration directory."""
+    """A checked configuration directory. `warnings`: things that load but that a person
+    should hear of at start-up (a home whose critical alerts would reach nobody)."""
 
-    def __init__(self, root: Path, homes: dict[str, HomeConfig], rules: dict[str, Any]) -> None:
+    def __init__(self, root: Path, homes: dict[str, HomeConfig], rules: dict[str, Any],
+                 warnings: list[str] | None = None) -> None:
         self.root = root
         self.homes = homes
         self.rules = rules
+        self.warnings = warnings or []
+
+    def known(self, home: str) -> bool:
+        return home in self.homes
 
     def home(self, home: str) -> HomeConfig:
         found = self.homes.get(home)
@@ -432,6 +463,14 @@ def load_config(root: str | Path) -> Config:
             rules = _merge(rules, data, str(rules_file), problems)
         elif data is not None:
             problems.append(f"{rules_file}: expected a mapping of rule settings")
+        # The merged settings are checked as they stand, not only through the home files
+        # that override them: a home with no file, or a new one, gets them as they are.
+        try:
+            RuleSettings.model_validate(rules)
+        except ValidationError as exc:
+            problems.extend(_format_errors(str(rules_file), exc))
+    # A mistake in rules.yaml is named once, there, not again in every home file.
+    shared = {p.split(": ", 1)[1] for p in problems if p.startswith(str(rules_file))}
     homes: dict[str, HomeConfig] = {}
     home_dir = root / "homes"
     files = sorted([*home_dir.glob("*.yaml"), *home_dir.glob("*.yml")]) if home_dir.is_dir() else []
@@ -446,10 +485,12 @@ def load_config(root: str | Path) -> Config:
             problems.append(f"{path}: rules: expected a mapping of rule settings")
             own_rules = {}
         merged = _merge(rules, own_rules, str(path), problems)
+        data = _unknown_keys(data, str(path), problems)
         try:
             home = HomeConfig.model_validate({**data, "rules": merged})
         except ValidationError as exc:
-            problems.extend(_format_errors(str(path), exc))
+            problems.extend(p for p in _format_errors(str(path), exc)
+                            if p.split(": ", 1)[1].removeprefix("rules.") not in shared)
             continue
         if home.home != path.stem:
             problems.append(
@@ -460,4 +501,26 @@ def load_config(root: str | Path) -> Config:
             homes[home.home] = home
     if problems:
         raise ConfigError(problems)
-    return Config(root, homes, rules)
+    warnings = [w for h in homes.values() for w in _warnings(h)]
+    alone = sorted(h.home for h in homes.values() if not h.contacts)
+    if alone:
+        shown = ", ".join(alone[:5]) + (f" and {len(alone) - 5} more" if len(alone) > 5 else "")
+        warnings.append(f"{len(alone)} home(s) name no contact, so their alerts are recorded "
+                        f"but told to nobody: {shown}")
+    return Config(root, homes, rules, warnings)
+
+
+def _warnings(home: HomeConfig) -> list[str]:
+    """What loads but would surprise the people relying on it. No names: these are logged."""
+    where = f"homes/{home.home}.yaml"
+    out = []
+    for i, c in enumerate(home.contacts):
+        if not (c.webhook or c.email or c.mqtt or c.apprise):
+            out.append(f"{where}: contacts.{i}: has no webhook, email, mqtt or apprise: "
+                       "nothing can reach them")
+    reach = [c for c in home.contacts if c.role != "technical"
+             and (c.webhook or c.email or c.mqtt or c.apprise)]
+    if home.contacts and not reach:
+        out.append(f"{where}: no contact outside the technical team can be reached: a "
+                   "critical alert (a pendant press) would reach nobody")
+    return out

@@ -84,7 +84,8 @@ class Pipeline:
 
             self.ingest = IngestService(
                 ReadingStore(connect(self.data_dir)), on_stored=wake_next,
-                accepting=self.forwarder.accepting if self.forwarder else None)
+                accepting=self.forwarder.accepting if self.forwarder else None,
+                known_home=self.config.known)
             digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
             topics = [self.topic] if isinstance(self.topic, str) else self.topic
             if self.share_group:

@@ -52,6 +52,10 @@ _MICROSECOND = timedelta(microseconds=1)
 # Unix-seconds timestamps outside these years are a device with no clock set, or garbage.
 _MIN_TS = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _MAX_TS = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+# How far ahead of the receiving service's clock a device's clock may run before its reading
+# is refused (`future_ts`): device clocks drift by seconds, a gateway's by a minute or two; a
+# reading from further ahead would move event time for its home into a future that never came.
+FUTURE_SLACK = timedelta(minutes=5)
 
 
 class BadReading(ValueError):
@@ -80,11 +84,12 @@ class Reading:
         return f"{TOPIC_PREFIX}/{self.home}/{self.device}/{self.kind}"
 
     def dedupe_key(self) -> str:
-        """Identity for at-least-once de-duplication: by seq when the device counts, else by
-        the whole reading (a resend of an identical reading is the same reading)."""
-        if self.seq is not None:
-            return f"{self.home}|{self.device}|{self.kind}|s{self.seq}"
+        """Identity for at-least-once de-duplication (contract section 1): by (seq, ts) when
+        the device counts, so a counter that restarted (same seq, another time) is a new
+        reading; else by the whole reading (a resend of an identical reading is the same)."""
         us = (self.ts - _EPOCH) // _MICROSECOND
+        if self.seq is not None:
+            return f"{self.home}|{self.device}|{self.kind}|s{self.seq}|t{us}"
         return f"{self.home}|{self.device}|{self.kind}|t{us}|v{self.value!r}"
 
     def payload(self) -> dict[str, Any]:
@@ -227,8 +232,19 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
     return parts[2], parts[3], parts[4]
 
 
-def parse_payload(topic: str, payload: bytes) -> Reading:
-    """Judge one MQTT message: topic identity plus a JSON payload of at most 4 KiB."""
+def check_not_future(reading: Reading, now: datetime) -> Reading:
+    """Refuse a reading stamped more than `FUTURE_SLACK` ahead of the receiver's clock."""
+    if reading.ts > now + FUTURE_SLACK:
+        ahead = (reading.ts - now).total_seconds()
+        raise BadReading("future_ts", f"ts is {ahead:.0f} s ahead of the service's clock "
+                         f"(at most {FUTURE_SLACK.total_seconds():.0f} s allowed): a device "
+                         "clock that is wrong")
+    return reading
+
+
+def parse_payload(topic: str, payload: bytes, now: datetime | None = None) -> Reading:
+    """Judge one MQTT message: topic identity plus a JSON payload of at most 4 KiB. With
+    `now` (the receiving service's clock), a reading from the future is refused too."""
     home, device, kind = parse_topic(topic)
     check_id("home", home)
     check_id("device", device)
@@ -239,7 +255,8 @@ def parse_payload(topic: str, payload: bytes) -> Reading:
         payload.decode("utf-8")
     except UnicodeDecodeError:
         raise BadReading("bad_utf8", "payload is not UTF-8") from None
-    return _from_checked(home, device, kind, _loads(payload))
+    reading = _from_checked(home, device, kind, _loads(payload))
+    return reading if now is None else check_not_future(reading, now)
 
 
 def parse_jsonl_line(line: str) -> Reading:

@@ -97,3 +97,70 @@ def test_a_circle_with_mistakes_is_refused_with_each_place_named(tmp_path: Path)
     assert "h001.yaml: contacts.1.mqtt: mqtt topic 'hub/#' must be a plain topic" in text
     assert "h001.yaml: contacts.1.min_severity" in text
     assert "h001.yaml: escalation.repeat: repeat intervals must be at least 30s" in text
+
+
+def _problems(root: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(root)
+    return [p.replace(str(root) + "/", "") for p in info.value.problems]
+
+
+def test_a_bad_value_in_rules_yaml_is_refused_there_even_when_every_home_overrides_it(
+        tmp_path: Path) -> None:
+    write_home(tmp_path, "h001", rules={"pendant": {"severity": "critical"}})
+    (tmp_path / "rules.yaml").write_text("pendant: {severity: urgent}\n")
+    assert _problems(tmp_path) == [
+        "rules.yaml: pendant.severity: severity 'urgent' is not one of info, low, medium, "
+        "high, critical"]
+
+
+def test_misspelt_keys_in_a_home_file_are_refused_with_the_nearest_name(tmp_path: Path) -> None:
+    (tmp_path / "homes").mkdir()
+    (tmp_path / "homes" / "h001.yaml").write_text(
+        CONTRACT_EXAMPLE.replace("contacts:", "contacs:")
+        + "escalaton: {ack_within: 5m}\nrulez: {}\nx-installer: fitted 2026-11-02\n")
+    assert _problems(tmp_path) == [
+        "homes/h001.yaml: contacs: unknown key (did you mean 'contacts'?)",
+        "homes/h001.yaml: escalaton: unknown key (did you mean 'escalation'?)",
+        "homes/h001.yaml: rulez: unknown key (did you mean 'rules'?)",
+    ]
+
+
+def test_durations_must_be_positive_and_numbers_finite(tmp_path: Path) -> None:
+    write_home(tmp_path, "h001", rules={"inactivity": {"threshold": 0},
+                                        "cold_home": {"below_c": float("nan")},
+                                        "hot_home": {"above_c": float("inf")}})
+    assert _problems(tmp_path) == [
+        "homes/h001.yaml: rules.cold_home.below_c: Input should be a finite number",
+        "homes/h001.yaml: rules.hot_home.above_c: Input should be a finite number",
+        "homes/h001.yaml: rules.inactivity.threshold: duration 0s must be more than zero",
+    ]
+
+
+def test_a_home_whose_critical_alerts_would_reach_nobody_is_warned_of(tmp_path: Path) -> None:
+    write_home(tmp_path, "h001", contacts=[{"name": "Tech", "role": "technical",
+                                           "webhook": "http://127.0.0.1:9/t"}])
+    write_home(tmp_path, "h002")
+    config = load_config(tmp_path)
+    assert config.warnings == [
+        "homes/h001.yaml: no contact outside the technical team can be reached: a critical "
+        "alert (a pendant press) would reach nobody",
+        "1 home(s) name no contact, so their alerts are recorded but told to nobody: h002",
+    ]
+
+
+def test_telecare_check_names_every_problem_and_starts_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from telecare.cli import main
+
+    write_home(tmp_path, "h001", rules={"inactivity": {"threshold": "-1h"}})
+    result = CliRunner().invoke(main, ["check", "--config", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "homes/h001.yaml: rules.inactivity.threshold: '-1h' is not a duration" in \
+        result.output
+    (tmp_path / "homes" / "h001.yaml").unlink()
+    write_home(tmp_path, "h001")
+    result = CliRunner().invoke(main, ["check", "--config", str(tmp_path)])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1] == "ok: 1 home(s), 1 warning(s)"

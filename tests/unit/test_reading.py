@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -71,9 +71,27 @@ def test_jsonl_form_round_trips_through_the_parser() -> None:
     assert json.loads(r.to_jsonl())["ts"] == "2026-01-05T22:01:02.345Z"
 
 
-def test_dedupe_key_uses_seq_when_present_else_the_whole_reading() -> None:
+def test_a_duplicate_needs_the_same_seq_and_ts_and_a_restarted_counter_is_new() -> None:
     t = datetime(2026, 1, 5, tzinfo=UTC)
-    assert Reading("h", "d", "motion", 1, t, 5).dedupe_key() == \
-        Reading("h", "d", "motion", 1, t.replace(second=9), 5).dedupe_key()
+    # The same seq and ts is a resend, whatever the value says (a gateway re-encoding it).
+    assert Reading("h", "d", "button", 1, t, 5).dedupe_key() == \
+        Reading("h", "d", "button", 1.0, t, 5).dedupe_key()
+    # The same seq two days later: the pendant's counter restarted (a battery change).
+    assert Reading("h", "d", "button", 1, t, 5).dedupe_key() != \
+        Reading("h", "d", "button", 1, t + timedelta(days=2), 5).dedupe_key()
     assert Reading("h", "d", "motion", 1, t).dedupe_key() != \
         Reading("h", "d", "motion", 1, t.replace(second=9)).dedupe_key()
+
+
+def test_a_reading_from_more_than_five_minutes_ahead_is_refused_as_future_ts() -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    ahead = now + timedelta(minutes=4, seconds=59)
+    ok = parse_payload(TOPIC, json.dumps({"ts": ahead.isoformat(), "value": 1}).encode(), now)
+    assert ok.ts == ahead
+    year = now + timedelta(days=365)
+    with pytest.raises(BadReading) as info:
+        parse_payload(TOPIC, json.dumps({"ts": year.isoformat(), "value": 1}).encode(), now)
+    assert info.value.code == "future_ts"
+    # Without the receiver's clock (a recording being replayed) the time is not judged.
+    assert parse_payload(TOPIC, json.dumps({"ts": year.isoformat(), "value": 1}).encode()).ts \
+        == year
