@@ -38,6 +38,7 @@ from telecare.alert import Alert, severity_rank
 from telecare.alert import alert_id as make_alert_id
 from telecare.config import Config, Contact, HomeConfig
 from telecare.db import Transaction, connect
+from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class AlertService:
                                    else [WebhookNotifier()])}
         self.log_notifier = LogNotifier()
         self.clock = clock
+        self.status = StageStatus("alerts")
         self.wake = threading.Event()
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
         self.cursor = int(row[0]) if row else 0
@@ -421,8 +423,8 @@ class AlertService:
             try:
                 while self.deliver(channel, conn, store):
                     pass
-            except sqlite3.Error:
-                log.exception("delivery on %s hit a database error; retrying", channel)
+            except Exception as exc:  # the store failed (a full disk): wait and try again
+                log.error("delivery on %s failed (%s); retrying", channel, describe(exc))
                 done.wait(1.0)
             if finished:
                 break
@@ -437,14 +439,27 @@ class AlertService:
                    for ch in self.notifiers]
         for w in workers:
             w.start()
-        while not stop.is_set():
-            if self.stand_down() + self.route() + self.escalate():
+        while not stop.is_set() and self.status.fatal is None:
+            try:
+                worked = self.stand_down() + self.route() + self.escalate()
+            except Exception as exc:  # each pass commits whole, so trying again is safe
+                delay = self.status.failed(exc)
+                log.error("routing alerts failed (%s); retrying in %.1f s", describe(exc),
+                          delay)
+                stop.wait(delay)
+                continue
+            self.status.ok()
+            if worked:
                 for kick in kicks.values():
                     kick.set()
             else:
                 self.wake.wait(poll_s)
                 self.wake.clear()
-        self.route()  # one last pass for what detection committed before it stopped
+        try:
+            self.route()  # one last pass for what detection committed before it stopped
+        except Exception as exc:
+            log.error("routing could not finish before stopping (%s)", describe(exc))
+            self.status.failed(exc)
         done.set()
         for kick in kicks.values():
             kick.set()

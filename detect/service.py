@@ -20,6 +20,7 @@ from telecare.alert import Alert
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading, format_ts
+from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +58,34 @@ class DetectService:
         self.partition = partition
         self.checkpoint = Checkpoint(conn, "" if partition == (0, 1) else
                                      f"{partition[0]}/{partition[1]}")
+        self.config = config
         self.detector = Detector(config)
         self.on_alerts = on_alerts
         self.batch = batch
         self.hold = timedelta(seconds=hold_s)
         self.clock = clock
         self.observed: Callable[[Reading], None] | None = None  # a hook for tests and tracing
+        self.status = StageStatus("detect")
+        self.skipped_unknown = 0  # stored readings of homes with no file: not detected on
+        self._restore()
+        self.wake = threading.Event()
+        self.fast_after = self.cursor  # newest row the call-for-help fast path has looked at
+        self.fast_last: dict[tuple[str, str], datetime] = {}
+
+    def _restore(self) -> None:
+        """Detection's state as last committed: at start, and after a step that failed part
+        way (its in-memory changes are thrown away and the same readings read again)."""
         cursor, watermark, homes = self.checkpoint.load()
         self.arrived_upto, self.band_done = self.checkpoint.arrived_upto()
-        if partition[1] > 1:
-            homes = {h: s for h, s in homes.items()
-                     if partition_of(h, partition[1]) == partition[0]}
+        index, count = self.partition
+        homes = {h: s for h, s in homes.items()
+                 if (count == 1 or partition_of(h, count) == index) and self.config.known(h)}
         self.cursor = cursor
+        errors = self.detector.rule_errors if hasattr(self, "detector") else None
+        self.detector = Detector(self.config)
+        if errors is not None:
+            self.detector.rule_errors = errors  # counts for /metrics outlive a restore
         self.detector.load(watermark, homes)
-        self.wake = threading.Event()
-        self.fast_after = cursor  # newest row the call-for-help fast path has looked at
-        self.fast_last: dict[tuple[str, str], datetime] = {}
 
     def _settled(self, complete: datetime
                  ) -> tuple[int, int, list[tuple[int, Reading]], set[int]]:
@@ -97,6 +110,11 @@ class DetectService:
     def backlog(self) -> int:
         return max(self.readings.max_rowid() - self.cursor, 0)
 
+    def backlog_age_s(self) -> float:
+        """How long the oldest reading detection has not yet read has been stored."""
+        at = self.readings.received_after(self.cursor)
+        return 0.0 if at is None else max((self.clock() - at).total_seconds(), 0.0)
+
     def calls_for_help_now(self) -> list[Alert]:
         """Presses and falls stored but not yet settled: their alerts, now."""
         top, rows = self.readings.calls_for_help_since(self.fast_after)
@@ -105,6 +123,8 @@ class DetectService:
         out: list[Alert] = []
         for _, reading in rows:
             if count > 1 and partition_of(reading.home, count) != index:
+                continue
+            if not self.config.known(reading.home):
                 continue
             for rule in self.detector.home(reading.home).rules:
                 if not isinstance(rule, CallForHelp):
@@ -149,6 +169,9 @@ class DetectService:
             return 0
         index, count = self.partition
         mine = [r for _, r in rows if count == 1 or partition_of(r.home, count) == index]
+        known = [r for r in mine if self.config.known(r.home)]
+        self.skipped_unknown += len(mine) - len(known)  # stored before their file went
+        mine = known
         mine.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
         changes = []
         oks = []
@@ -178,9 +201,32 @@ class DetectService:
         return len(rows)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
-        while not stop.is_set():
-            if self.step() == 0:
+        """Until `stop`: step, wait for news when idle. A step that fails is undone (the
+        state as last committed is restored) and tried again after a back-off, so a full
+        disk or a locked database holds detection up but never stops it for good."""
+        while not stop.is_set() and self.status.fatal is None:
+            try:
+                took = self.step()
+            except Exception as exc:
+                delay = self.status.failed(exc)
+                log.error("detection step failed (%s); retrying in %.1f s", describe(exc),
+                          delay)
+                try:
+                    self._restore()
+                except Exception as again:
+                    log.error("could not restore detection's state (%s)", describe(again))
+                stop.wait(delay)
+                continue
+            self.status.ok()
+            if took == 0:
                 self.wake.wait(poll_s)
                 self.wake.clear()
-        while self.step():  # drain what ingest stored before it stopped
-            pass
+        for _ in range(1000):  # drain what ingest stored before it stopped
+            try:
+                if not self.step():
+                    break
+            except Exception as exc:
+                log.error("detection could not drain before stopping (%s): it resumes from "
+                          "its last commit at the next start", describe(exc))
+                self.status.failed(exc)
+                break

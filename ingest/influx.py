@@ -26,6 +26,7 @@ from ingest.store import ReadingStore
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading
+from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
 _SCHEMA = "CREATE TABLE IF NOT EXISTS forward_meta (key TEXT PRIMARY KEY, value TEXT);"
@@ -71,6 +72,7 @@ class InfluxForwarder:
         self.target = target
         self.batch = batch
         self.spool_limit = spool_limit
+        self.status = StageStatus("forward")
         self.store = ReadingStore(conn)
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM forward_meta WHERE key='cursor'").fetchone()
@@ -124,8 +126,15 @@ class InfluxForwarder:
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         delay = 0.5
-        while not stop.is_set():
-            n = self.step()
+        while not stop.is_set() and self.status.fatal is None:
+            try:
+                n = self.step()
+            except Exception as exc:  # the local store itself failed (full disk): wait
+                wait = self.status.failed(exc)
+                log.error("forwarding failed (%s); retrying in %.1f s", describe(exc), wait)
+                stop.wait(wait)
+                continue
+            self.status.ok()
             if n < 0:
                 stop.wait(delay)  # back off while the database is away
                 delay = min(delay * 2, 10.0)
@@ -135,6 +144,9 @@ class InfluxForwarder:
                 self.wake.clear()
             else:
                 delay = 0.5
-        while self.step() > 0:  # drain what we can before stopping
-            pass
+        try:
+            while self.step() > 0:  # drain what we can before stopping
+                pass
+        except Exception as exc:
+            log.error("forwarding could not drain before stopping (%s)", describe(exc))
         self.client.close()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from ingest.store import DeadLetter, ReadingStore
 from telecare.reading import BadReading, Reading, parse_payload
+from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -63,6 +64,7 @@ class IngestService:
         # Readings for a home with no file are set aside (`unknown_home`): nobody could be told
         # of its alerts, and a flood of made-up ids must not grow detection's state. None: any.
         self.known_home = known_home
+        self.status = StageStatus("ingest")
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
         self._lock = threading.Lock()  # one SQLite connection, possibly several callers
@@ -119,8 +121,11 @@ class IngestService:
                                      (self.worker, low))
         except sqlite3.Error as exc:
             self.counters["store_errors"] += 1
-            log.error("could not store a batch (%s); it will be redelivered", exc)
+            self.status.failed(exc)
+            log.error("could not store a batch (%s); the broker keeps it until it can be",
+                      describe(exc))
             return False
+        self.status.ok()
         stored = new
         if readings:
             # Future readings were refused above, so this lag is never far below zero.

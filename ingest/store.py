@@ -167,6 +167,12 @@ class ReadingStore:
         rows = self.conn.execute("SELECT source, code, count FROM dead_letter_overflow")
         return {(s, c): n for s, c, n in rows}
 
+    def received_after(self, rowid: int) -> datetime | None:
+        """When the first reading stored after `rowid` arrived (None: there is none)."""
+        row = self.conn.execute("SELECT received_us FROM readings WHERE rowid > ? ORDER BY"
+                                " rowid LIMIT 1", (rowid,)).fetchone()
+        return _from_us(row[0]) if row else None
+
     def max_rowid(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM readings").fetchone()[0])
 

@@ -52,6 +52,7 @@ class MqttSubscriber:
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker granted the subscription
         self._client: mqtt.Client | None = None
         self._stopping = threading.Event()
         # A deque: appends and pops are atomic, and cheaper per message than queue.Queue's
@@ -69,6 +70,7 @@ class MqttSubscriber:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         if self.protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
@@ -104,13 +106,23 @@ class MqttSubscriber:
             log.error("broker refused connection: %s", reason)
             return
         self._generation += 1
+        self.subscribed.clear()
         client.subscribe([(t, 1) for t in self.topics])
         self.connected.set()
         log.info("connected to %s, subscribed to %s", self.url, ", ".join(self.topics))
 
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        refused = [r for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            log.error("broker refused the subscription: %s", refused[0])
+            return
+        self.subscribed.set()
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stopping.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason)
 

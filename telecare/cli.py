@@ -21,6 +21,7 @@ from telecare.config import Config, ConfigError, load_config
 from telecare.db import connect, default_data_dir
 from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
 from telecare.reading import BadReading, parse_jsonl_line, parse_ts
+from telecare.stage import EXIT_STAGE_FAILED
 
 log = logging.getLogger("telecare")
 
@@ -159,14 +160,25 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
         ops = serve_ops(pipeline, metrics_port)
         log.info("metrics on http://127.0.0.1:%d/metrics, health on /healthz", metrics_port)
     log.info("running %s for %d homes; state in %s", "+".join(stages), len(config.homes), data)
+    fatal: str | None = None
+    clean = False
     try:
-        stop.wait()
+        while not stop.wait(1.0):
+            fatal = pipeline.fatal()
+            if fatal is not None:
+                log.critical("cannot go on: %s; stopping (exit status %d) to be restarted",
+                             fatal, EXIT_STAGE_FAILED)
+                break
     finally:
-        pipeline.stop()
+        clean = pipeline.stop()
         if ops is not None:
             ops.shutdown()
         if embedded is not None:
             embedded.stop()
+    if fatal is not None:
+        sys.exit(EXIT_STAGE_FAILED)
+    if not clean:
+        sys.exit(1)
 
 
 def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:

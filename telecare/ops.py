@@ -61,6 +61,23 @@ class PipelineCollector(Collector):
             yield GaugeMetricFamily("telecare_detect_backlog_readings",
                                     "stored readings detection has not yet read",
                                     value=p.detect.backlog())
+            yield GaugeMetricFamily("telecare_detect_backlog_age_seconds",
+                                    "how long the oldest unread reading has waited",
+                                    value=p.detect.backlog_age_s())
+            errors = CounterMetricFamily("telecare_rule_errors",
+                                         "exceptions raised by a rule (contained)",
+                                         labels=["rule"])
+            for rule, n in sorted(p.detect.detector.rule_errors.items()):
+                errors.add_metric([rule], n)
+            yield errors
+            yield CounterMetricFamily("telecare_detect_unknown_home_readings",
+                                      "stored readings of homes with no file, not detected on",
+                                      value=p.detect.skipped_unknown)
+        up = GaugeMetricFamily("telecare_stage_up", "1 while a stage is alive and working",
+                               labels=["stage"])
+        for name, status in p.statuses().items():
+            up.add_metric([name], 1.0 if status.report()["ok"] else 0.0)
+        yield up
         if p.alerts is not None:
             notes = GaugeMetricFamily("telecare_notifications",
                                       "notifications by channel and state (pending, sent, "
@@ -74,19 +91,39 @@ class PipelineCollector(Collector):
 
 
 def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
-    report: dict[str, Any] = {"stages": list(pipeline.stages)}
-    ok = True
+    """The truth about each stage: alive, working or failing and why, subscribed, behind by
+    how much. Not healthy until the broker has granted the subscription."""
+    report: dict[str, Any] = {"stages": {}}
+    why: list[str] = []
+    for name, status in pipeline.statuses().items():
+        stage = status.report()
+        report["stages"][name] = stage
+        if not stage["ok"]:
+            why.append(f"{name}: {stage.get('fatal') or stage.get('error') or 'not running'}")
     if pipeline.subscriber is not None:
         report["broker_connected"] = pipeline.subscriber.connected.is_set()
-        ok &= report["broker_connected"]
+        report["subscribed"] = pipeline.subscriber.subscribed.is_set()
+        if not report["subscribed"]:
+            why.append("ingest: not subscribed to the broker")
     if pipeline.forwarder is not None:
         report["database_up"] = pipeline.forwarder.healthy
         report["spool_readings"] = pipeline.forwarder.backlog()
-        ok &= pipeline.forwarder.accepting()
+        if not pipeline.forwarder.accepting():
+            why.append("forward: the spool for the time-series database is full")
     if pipeline.detect is not None:
-        report["detect_backlog_readings"] = pipeline.detect.backlog()
-    report["healthy"] = bool(ok)
-    return bool(ok), report
+        try:
+            report["detect_backlog_readings"] = pipeline.detect.backlog()
+            report["detect_backlog_age_s"] = pipeline.detect.backlog_age_s()
+        except Exception as exc:  # the store may be unreadable: say so, do not crash
+            why.append(f"detect: cannot read the backlog ({type(exc).__name__})")
+        failing = {r: n for r, n in pipeline.detect.detector.rule_errors.items() if n}
+        if failing:
+            report["failing_rules"] = failing
+    ok = not why
+    report["healthy"] = ok
+    if why:
+        report["why"] = why
+    return ok, report
 
 
 def serve_ops(pipeline: Pipeline, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

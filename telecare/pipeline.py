@@ -27,6 +27,7 @@ from telecare.config import Config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl, Protocol
 from telecare.reading import TOPIC_PREFIX
+from telecare.stage import StageStatus
 
 log = logging.getLogger(__name__)
 STAGES = ("ingest", "detect", "alerts")
@@ -101,22 +102,53 @@ class Pipeline:
             if service is not None:
                 t = threading.Thread(target=service.run, args=(self._stops[name],), name=name,
                                      daemon=True)
+                service.status.thread = t
                 t.start()
                 self._threads[name] = t
         if self.subscriber is not None:
             self.subscriber.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        return self.subscriber is None or self.subscriber.connected.wait(timeout)
+        return self.subscriber is None or self.subscriber.subscribed.wait(timeout)
 
-    def stop(self) -> None:
+    def statuses(self) -> dict[str, StageStatus]:
+        out = {}
+        for name, service in (("ingest", self.ingest), ("forward", self.forwarder),
+                              ("detect", self.detect), ("alerts", self.alerts)):
+            if service is not None:
+                out[name] = service.status
+        return out
+
+    def fatal(self) -> str | None:
+        """Why the process cannot go on (a stage gave up, or its thread is gone), if so."""
+        for name, status in self.statuses().items():
+            if status.fatal is not None:
+                return status.fatal
+            if name in self._threads and not self._stops[name].is_set() and not status.alive():
+                return f"{name}: its thread has stopped"
+        return None
+
+    def stop(self) -> bool:
+        """Stop in flow order, each stage draining what the one before it finished; True
+        only if every stage drained and stopped in time."""
+        clean = True
         if self.subscriber is not None:
             self.subscriber.stop()
-        # In flow order, so each stage drains what the one before it finished.
         for name, service in (("forward", self.forwarder), ("detect", self.detect),
                               ("alerts", self.alerts)):
             self._stops[name].set()
             if service is not None:
                 service.wake.set()
                 self._threads[name].join(60)
-        log.info("pipeline stopped cleanly")
+                if self._threads[name].is_alive():
+                    log.error("the %s stage did not stop within 60 s", name)
+                    clean = False
+                elif service.status.error is not None:
+                    log.error("the %s stage stopped with work left (%s): it resumes from its "
+                              "last commit at the next start", name, service.status.error)
+                    clean = False
+        if clean:
+            log.info("pipeline stopped cleanly")
+        else:
+            log.error("pipeline stopped with work left; nothing committed is lost")
+        return clean
