@@ -118,7 +118,10 @@ def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
             why.append(f"detect: cannot read the backlog ({type(exc).__name__})")
         failing = {r: n for r, n in pipeline.detect.detector.rule_errors.items() if n}
         if failing:
+            # Degraded, not down: the other rules and homes go on, and a restart would not
+            # mend a rule's bug. The technical team has a low alert for each home it hit.
             report["failing_rules"] = failing
+            report["degraded"] = [f"rule {r} failed {n} time(s)" for r, n in failing.items()]
     ok = not why
     report["healthy"] = ok
     if why:
