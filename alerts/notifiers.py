@@ -204,16 +204,24 @@ class AppriseNotifier:
 
 class MqttNotifier:
     """Publishes to a home hub's or a responder console's topic (QoS 1, retained off): the
-    alert JSON of each notice with `notice` and `by` added. Uses the pipeline's broker."""
+    alert JSON of each notice with `notice` and `by` added. Uses the pipeline's broker.
+
+    Over MQTT v5 (the default; 3.1.1 only for the embedded broker, which has no v5) the
+    broker's acknowledgement carries a reason: a publish its ACL refuses is a permanent
+    failure, reported, never recorded as sent. (MQTT 3.1.1 acknowledges a refused publish
+    like any other, which is why v5 is used wherever the broker speaks it.)"""
 
     channel = "mqtt"
     groups = False
 
-    def __init__(self, broker_url: str | None = None, timeout_s: float = 5.0) -> None:
+    def __init__(self, broker_url: str | None = None, timeout_s: float = 5.0,
+                 protocol: str = "5") -> None:
         self.broker_url = broker_url
         self.timeout_s = timeout_s
+        self.protocol = protocol
         self._client: object | None = None
         self._lock = threading.Lock()
+        self._acks: dict[int, object] = {}  # mid -> the broker's reason code
 
     def target(self, contact: Contact) -> list[str]:
         return [contact.mqtt] if contact.mqtt else []
@@ -224,7 +232,9 @@ class MqttNotifier:
         if self._client is None:
             assert self.broker_url
             url = BrokerUrl.parse(self.broker_url)
-            client = make_client(url, "telecare-notify", protocol="3.1.1")
+            client = make_client(url, f"telecare-notify-{os.getpid()}",
+                                 protocol="5" if self.protocol == "5" else "3.1.1")
+            client.on_publish = self._on_publish
             client.connect(url.host, url.port)
             client.loop_start()
             self._client = client
@@ -244,12 +254,20 @@ class MqttNotifier:
                     info.wait_for_publish(self.timeout_s)
                     if not info.is_published():
                         raise DeliveryError("broker did not confirm the publish", True)
+                    reason = self._acks.pop(info.mid, None)
+                    if reason is not None and getattr(reason, "is_failure", False):
+                        raise DeliveryError(f"broker refused the notice: {reason}", False)
             except DeliveryError:
                 raise
             except (OSError, RuntimeError, ValueError) as exc:
                 self._client = None
                 raise DeliveryError(f"broker unreachable: {exc.__class__.__name__}",
                                     True) from None
+
+
+    def _on_publish(self, client: object, userdata: object, mid: int, reason: object,
+                    properties: object) -> None:
+        self._acks[mid] = reason
 
 
 class LogNotifier:
@@ -267,8 +285,9 @@ class LogNotifier:
                      n.alert.id, n.alert.home, n.alert.rule, n.alert.severity)
 
 
-def default_notifiers(broker_url: str | None = None) -> list[Notifier]:
-    return [WebhookNotifier(), EmailNotifier(), AppriseNotifier(), MqttNotifier(broker_url)]
+def default_notifiers(broker_url: str | None = None, protocol: str = "5") -> list[Notifier]:
+    return [WebhookNotifier(), EmailNotifier(), AppriseNotifier(),
+            MqttNotifier(broker_url, protocol=protocol)]
 
 
 __all__ = ["AppriseNotifier", "DeliveryError", "EmailNotifier", "LogNotifier", "MqttNotifier",

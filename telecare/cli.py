@@ -140,6 +140,7 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
         url, embedded, chosen = resolve_broker(mqtt_url, protocol)
     elif mqtt_url:
         url = BrokerUrl.parse(mqtt_url)  # the alerts stage alone publishes MQTT notices
+        chosen = probe_protocol(url) if protocol == "auto" else protocol  # type: ignore[assignment]
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -65,7 +65,7 @@ class Pipeline:
     def start(self) -> None:
         if "alerts" in self.stages:
             notifiers = self.notifiers or default_notifiers(
-                str(self.broker) if self.broker else None)
+                str(self.broker) if self.broker else None, self.protocol)
             self.alerts = AlertService(connect(self.data_dir), self.config, notifiers)
         if "detect" in self.stages:
             wake_alerts = self.alerts.wake.set if self.alerts else None
