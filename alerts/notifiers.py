@@ -16,7 +16,9 @@ import os
 import smtplib
 import ssl
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -45,6 +47,7 @@ class Notice:
     kind: str = "alert"
     round: str = "0"
     by: str | None = None
+    secret: str | None = field(default=None, repr=False)  # the contact's webhook signing key
 
     def idempotency_key(self) -> str:
         base = f"{self.alert.id}/{self.alert.status}"
@@ -93,17 +96,34 @@ class Notifier(Protocol):
     def send(self, notices: list[Notice], target: str) -> None: ...
 
 
+def sign_webhook(secret: str, message_id: str, body: str, at: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers for one request."""
+    from standardwebhooks.webhooks import Webhook
+
+    at = at.astimezone(UTC)  # the library reads the time as UTC whatever its zone
+    return {"webhook-id": message_id, "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Webhook(secret).sign(message_id, at, body)}
+
+
 class WebhookNotifier:
     """HTTP POST of the alert JSON (contract section 6), one alert per request. The
     `Idempotency-Key` header lets a receiver drop the repeat that at-least-once delivery can
     cause after a crash; `X-Telecare-Notice` says whether this is the alert, a reminder, an
-    acknowledgement or the all-clear."""
+    acknowledgement or the all-clear.
+
+    With the contact's `webhook_secret`, each request is signed as Standard Webhooks says
+    (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<HMAC-SHA256>` of
+    "id.timestamp.body"), through the `standardwebhooks` library, so a receiver can tell a
+    real alert from a forged one with the same library in any language. The id is the
+    idempotency key: a repeat after a crash is signed with the same id."""
 
     channel = "webhook"
     groups = False
 
-    def __init__(self, timeout_s: float = 5.0) -> None:
+    def __init__(self, timeout_s: float = 5.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.timeout_s = timeout_s
+        self.clock = clock
         self._local = threading.local()  # a session per delivery thread
 
     def target(self, contact: Contact) -> list[str]:
@@ -119,8 +139,12 @@ class WebhookNotifier:
                        "X-Telecare-Notice": notice.kind}
             if notice.by:
                 headers["X-Telecare-Acknowledged-By"] = notice.by
+            body = notice.alert.to_json()
+            if notice.secret:
+                headers.update(sign_webhook(notice.secret, notice.idempotency_key(), body,
+                                            self.clock()))
             try:
-                response = session.post(target, data=notice.alert.to_json().encode("utf-8"),
+                response = session.post(target, data=body.encode("utf-8"),
                                         headers=headers, timeout=self.timeout_s)
             except requests.RequestException as exc:
                 raise DeliveryError(f"webhook unreachable: {exc.__class__.__name__}",

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from alerts.notifiers import DeliveryError, LogNotifier, Notice, Notifier, Webho
 from alerts.store import AlertStore
 from telecare.alert import Alert, severity_rank
 from telecare.alert import alert_id as make_alert_id
-from telecare.config import Config, Contact, HomeConfig
+from telecare.config import Config, Contact, HomeConfig, read_secret
 from telecare.db import Transaction, connect
 from telecare.stage import StageStatus, describe
 
@@ -278,7 +278,15 @@ class AlertService:
         try:
             if notifier is None:
                 raise DeliveryError(f"no notifier for channel {channel}", False)
-            notifier.send([n for _, _, n in batch], target)
+            notices = [n for _, _, n in batch]
+            person = self._contact(notices[0].alert.home, contact)
+            if channel == "webhook" and person is not None and person.webhook_secret:
+                try:
+                    secret = read_secret(person.webhook_secret)
+                except ValueError as missing:
+                    raise DeliveryError(str(missing), False) from None
+                notices = [replace(n, secret=secret) for n in notices]
+            notifier.send(notices, target)
         except DeliveryError as exc:
             give_up = not exc.retryable or attempts >= MAX_ATTEMPTS
             conn.execute(
@@ -287,14 +295,15 @@ class AlertService:
                 ("failed" if give_up else "pending", attempts,
                  self.clock() + backoff_s(attempts), exc.reason, *ids))
             what = ", ".join(n.alert.id for _, _, n in batch)
+            who = self._who(batch[0][2].alert.home, contact)
             if give_up:
                 log.error("could not notify %s of %s by %s: %s (gave up after %d tries)",
-                          contact, what, channel, exc.reason, attempts)
+                          who, what, channel, exc.reason, attempts)
                 self._report_failure(conn, store, ids[0], contact, channel, exc.reason,
                                      batch)
             else:
                 log.warning("notifying %s of %s by %s failed: %s; retrying",
-                            contact, what, channel, exc.reason)
+                            who, what, channel, exc.reason)
             return
         except Exception as exc:  # a notifier's own bug must not stop the others
             conn.execute(
@@ -306,6 +315,20 @@ class AlertService:
             return
         conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
                      f" WHERE id IN ({marks})", (attempts, self.clock(), *ids))
+
+    def _who(self, home: str, contact: str) -> str:
+        """A contact as the log names them: by place and role, never by name (logs leave
+        the care team's hands; names and addresses stay in the store)."""
+        contacts = self.config.home(home).contacts if self.config.known(home) else []
+        for i, c in enumerate(contacts):
+            if c.name == contact:
+                return f"contact {i + 1} ({c.role}) of home {home}"
+        return f"a contact of home {home}"
+
+    def _contact(self, home: str, name: str) -> Contact | None:
+        if not self.config.known(home):
+            return None
+        return next((c for c in self.config.home(home).contacts if c.name == name), None)
 
     def _report_failure(self, conn: sqlite3.Connection, store: AlertStore, row_id: int,
                         contact: str, channel: str, reason: str,

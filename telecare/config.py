@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from datetime import time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -39,6 +41,7 @@ ROLES = frozenset(
     {"front_door", "back_door", "kettle", "fridge", "microwave", "tv", "toilet", "bed", "chair",
      "pendant", "ok_button"}  # ok_button: the resident's own "I'm OK" button
 )
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)\s*(d|h|m|s))", re.IGNORECASE)
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -269,6 +272,10 @@ class Contact(_Strict):
     name: str
     role: str = "family"
     webhook: str | None = None
+    # Where the key that signs this contact's webhooks is: "env:NAME" (an environment
+    # variable) or "file:/path" (a secrets file, as Docker and systemd credentials give).
+    # Never the key itself: configuration files are read by more people than secrets are.
+    webhook_secret: str | None = None
     email: str | None = None
     mqtt: str | None = None
     apprise: list[str] = Field(default_factory=list)
@@ -281,6 +288,14 @@ class Contact(_Strict):
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"https?://[^\s/]+", v):
             raise ValueError(f"webhook {v!r} must be an http:// or https:// URL")
+        return v
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_ref(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*|file:/\S+", v):
+            raise ValueError("webhook_secret must say where the key is: env:NAME or "
+                             "file:/path (never the key itself)")
         return v
 
     @field_validator("email")
@@ -510,6 +525,24 @@ def load_config(root: str | Path) -> Config:
     return Config(root, homes, rules, warnings)
 
 
+def read_secret(ref: str) -> str:
+    """The secret that `ref` ("env:NAME" or "file:/path") points at; ValueError naming the
+    place (never the secret) if it is not there."""
+    kind, _, where = ref.partition(":")
+    if kind == "env":
+        value = os.environ.get(where, "")
+        if not value:
+            raise ValueError(f"webhook secret: environment variable {where} is not set")
+        return value.strip()
+    try:
+        value = Path(where).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"webhook secret: cannot read {where} ({exc.strerror})") from None
+    if not value:
+        raise ValueError(f"webhook secret: {where} is empty")
+    return value
+
+
 def _warnings(home: HomeConfig) -> list[str]:
     """What loads but would surprise the people relying on it. No names: these are logged."""
     where = f"homes/{home.home}.yaml"
@@ -518,6 +551,17 @@ def _warnings(home: HomeConfig) -> list[str]:
         if not (c.webhook or c.email or c.mqtt or c.apprise):
             out.append(f"{where}: contacts.{i}: has no webhook, email, mqtt or apprise: "
                        "nothing can reach them")
+    for i, c in enumerate(home.contacts):
+        host = urlsplit(c.webhook).hostname if c.webhook else None
+        if c.webhook and c.webhook.startswith("http://") and host not in LOOPBACK:
+            out.append(f"{where}: contacts.{i}: webhook is plain http:// to another machine: "
+                       "alerts would cross the network unencrypted (use https://)")
+        if c.webhook_secret:
+            try:
+                read_secret(c.webhook_secret)
+            except ValueError as exc:
+                out.append(f"{where}: contacts.{i}: {exc}: its webhooks cannot be signed "
+                           "and will fail")
     reach = [c for c in home.contacts if c.role != "technical"
              and (c.webhook or c.email or c.mqtt or c.apprise)]
     if home.contacts and not reach:

@@ -157,6 +157,7 @@ class WebhookReceiver:
 
     def __init__(self, fail_first: int = 0, status: int = 204) -> None:
         self.posts: list[tuple[float, dict[str, Any], dict[str, str]]] = []
+        self.raw: list[str] = []  # each body as sent, for signature checks
         self.fail_first = fail_first
         self.status = status
         self.lock = threading.Lock()
@@ -174,6 +175,7 @@ class WebhookReceiver:
                         if code < 300:
                             outer.posts.append((time.time(), json.loads(body),
                                                 dict(self.headers)))
+                            outer.raw.append(body.decode("utf-8"))
                 self.send_response(code)
                 self.end_headers()
 

@@ -10,10 +10,12 @@ import time
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from aiosmtpd.controller import Controller
 
 from alerts.notifiers import AppriseNotifier, EmailNotifier, MqttNotifier, WebhookNotifier
@@ -205,3 +207,51 @@ def test_mqtt_notifier_publishes_to_the_home_hubs_topic(tmp_path: Path, mosquitt
     finally:
         listener.loop_stop()
         listener.disconnect()
+
+
+def test_a_signed_webhook_is_verified_by_the_receiver_and_a_forged_one_is_not(
+        tmp_path: Path, webhook: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    import requests
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    secret = "whsec_" + base64.b64encode(b"a per-contact key of 32 bytes!!!").decode()
+    monkeypatch.setenv("ASHA_WEBHOOK_SECRET", secret)
+    service = service_for(tmp_path, [{"name": "Asha", "webhook": webhook.url,
+                                      "webhook_secret": "env:ASHA_WEBHOOK_SECRET"}],
+                          [WebhookNotifier()])
+    record(service, alert("pendant", "critical", "The pendant alarm was pressed."))
+    service.step()
+    assert webhook.wait_for(lambda a: len(a) == 1, 10)
+    _, body, headers = webhook.posts[0]
+    raw = json.dumps(body, separators=(", ", ": "))
+    # The receiver's side, as the README shows it: the library verifies the three headers.
+    receiver = Webhook(secret)
+    assert receiver.verify(webhook.raw[0], headers)["rule"] == "pendant"
+    assert headers["webhook-id"] == headers["Idempotency-Key"]
+    # A forgery: the same headers on another body, or the right body signed with another key.
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(webhook.raw[0].replace("critical", "low"), headers)
+    forged = Webhook("whsec_" + base64.b64encode(b"not the contact's key at all!!!!").decode())
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(raw, {**headers, "webhook-signature": forged.sign(
+            headers["webhook-id"], datetime.now(UTC), webhook.raw[0])})
+    # And an unsigned POST from anyone is refused by a receiver that checks.
+    r = requests.post(webhook.url, data=webhook.raw[0], timeout=5)
+    assert r.status_code < 300  # the test receiver takes anything ...
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(webhook.raw[-1], dict(webhook.posts[-1][2]))  # ... the check does not
+
+
+def test_a_missing_signing_key_fails_the_webhook_and_says_where(
+        tmp_path: Path, webhook: WebhookReceiver) -> None:
+    service = service_for(tmp_path, [{"name": "Asha", "webhook": webhook.url,
+                                      "webhook_secret": "env:TELECARE_TEST_UNSET_KEY"}],
+                          [WebhookNotifier()])
+    record(service, alert("pendant", "critical", "The pendant alarm was pressed."))
+    service.step()
+    failed = [d for d in service.deliveries() if d.channel == "webhook"]
+    assert [(d.state, d.last_error) for d in failed] == [
+        ("failed", "webhook secret: environment variable TELECARE_TEST_UNSET_KEY is not set")]
+    assert webhook.posts == []
