@@ -10,10 +10,10 @@ from pathlib import Path
 
 from ingest.store import ReadingStore
 from simulators.replay import Publisher
+from telecare.app.pipeline import Pipeline
 from telecare.config import load_config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl
-from telecare.pipeline import Pipeline
 from tests.builders import write_home
 from tests.conftest import Mosquitto
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -152,7 +152,7 @@ def test_a_home_whose_critical_alerts_would_reach_nobody_is_warned_of(tmp_path: 
 def test_telecare_check_names_every_problem_and_starts_nothing(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from telecare.cli import main
+    from telecare.app.cli import main
 
     write_home(tmp_path, "h001", rules={"inactivity": {"threshold": "-1h"}})
     result = CliRunner().invoke(main, ["check", "--config", str(tmp_path)])

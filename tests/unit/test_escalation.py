@@ -274,7 +274,7 @@ def test_the_report_gives_time_to_notify_acknowledge_and_close_against_the_yards
 def test_telecare_report_prints_the_figures_and_draws_them(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from telecare.cli import main
+    from telecare.app.cli import main
 
     clock = Clock()
     service, _, _, _ = three(tmp_path, clock)

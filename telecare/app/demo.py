@@ -23,7 +23,7 @@ from typing import Any
 import click
 import yaml
 
-from telecare.broker import free_port
+from telecare.app.broker import free_port, resolve_broker
 from telecare.config import load_config
 from telecare.reading import Reading
 
@@ -86,8 +86,7 @@ def run_demo(speed: float = 4000.0, seed: int = 7) -> bool:
     from simulators.devices import SimDevice
     from simulators.home import simulate_home
     from simulators.replay import Publisher, replay
-    from telecare.cli import resolve_broker
-    from telecare.pipeline import Pipeline
+    from telecare.app.pipeline import Pipeline
 
     workdir = Path(tempfile.mkdtemp(prefix="telecare-demo-"))
     carer = CarerWebhook("Europe/London")

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from detect.backtest import read_readings
-from telecare.broker import EmbeddedBroker
+from telecare.app.broker import EmbeddedBroker, resolve_broker
 from telecare.config import Config, ConfigError, load_config
 from telecare.db import connect, default_data_dir
 from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
@@ -29,7 +29,7 @@ log = logging.getLogger("telecare")
 def _setup_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        from telecare.ops import JsonFormatter
+        from telecare.app.ops import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:
@@ -100,33 +100,12 @@ def backtest(readings_file: str, config_dir: str, out_file: str) -> None:
                f"{len(result.alerts)} alerts -> {out_file}", err=True)
 
 
-def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True
-                   ) -> tuple[BrokerUrl, EmbeddedBroker | None, Protocol]:
-    """The broker to use, and the embedded one if we had to start it."""
-    from telecare.broker import port_open
-
-    embedded = None
-    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
-    if mqtt_url is None and embedded_ok and not port_open(url.host, url.port):
-        embedded = EmbeddedBroker(url.host, url.port)
-        embedded.start()
-        log.info("no broker answered at %s: started the embedded one", url)
-    chosen: Protocol
-    if embedded is not None:
-        chosen = "3.1.1"
-    elif protocol == "auto":
-        chosen = probe_protocol(url)
-    else:
-        chosen = protocol  # type: ignore[assignment]
-    return url, embedded, chosen
-
-
 def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol: str,
            stages: tuple[str, ...], log_level: str, share_group: str | None = None,
            influx_url: str | None = None, metrics_port: int | None = None,
            log_format: str = "text", partition: str = "0/1", worker: str = "") -> None:
     from ingest.influx import InfluxTarget
-    from telecare.pipeline import Pipeline
+    from telecare.app.pipeline import Pipeline
 
     _setup_logging(log_level, log_format)
     config = _load(config_dir)
@@ -156,7 +135,7 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     pipeline.start()
     ops = None
     if metrics_port is not None:
-        from telecare.ops import serve_ops
+        from telecare.app.ops import serve_ops
 
         ops = serve_ops(pipeline, metrics_port)
         log.info("metrics on http://127.0.0.1:%d/metrics, health on /healthz", metrics_port)
@@ -416,7 +395,7 @@ def replay(readings_file: str, speed: float, mqtt_url: str | None, qos: int,
 def demo(speed: float, seed: int, log_level: str) -> None:
     """A simulated home through the live pipeline, on this machine, with nothing installed:
     prints each alert as it reaches the carer, then a summary."""
-    from telecare.demo import run_demo
+    from telecare.app.demo import run_demo
 
     _setup_logging("warning" if log_level == "info" else log_level)
     ok = run_demo(speed=speed, seed=seed)

@@ -13,7 +13,7 @@ import socket
 import threading
 from typing import Any
 
-from telecare.mqtt import BrokerUrl
+from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +95,22 @@ class EmbeddedBroker:
         if self._thread is not None:
             self._thread.join(10)
         self._loop = None
+
+
+def resolve_broker(mqtt_url: str | None, protocol: str, embedded_ok: bool = True
+                   ) -> tuple[BrokerUrl, EmbeddedBroker | None, Protocol]:
+    """The broker to use, and the embedded one if we had to start it."""
+    embedded = None
+    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
+    if mqtt_url is None and embedded_ok and not port_open(url.host, url.port):
+        embedded = EmbeddedBroker(url.host, url.port)
+        embedded.start()
+        log.info("no broker answered at %s: started the embedded one", url)
+    chosen: Protocol
+    if embedded is not None:
+        chosen = "3.1.1"
+    elif protocol == "auto":
+        chosen = probe_protocol(url)
+    else:
+        chosen = protocol  # type: ignore[assignment]
+    return url, embedded, chosen

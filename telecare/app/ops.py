@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from telecare.pipeline import Pipeline
+    from telecare.app.pipeline import Pipeline
 
 
 class PipelineCollector(Collector):
