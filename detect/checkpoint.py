@@ -30,6 +30,12 @@ class Checkpoint:
         return (int(meta.get(f"cursor{self.suffix}") or 0), meta.get(f"watermark{self.suffix}"),
                 homes)
 
+    def slowest_cursor(self) -> int | None:
+        """The furthest back any detection worker's cursor stands (None: none has run)."""
+        rows = self.conn.execute("SELECT value FROM detect_meta WHERE key = 'cursor' OR key"
+                                 " LIKE 'cursor:%'").fetchall()
+        return min(int(r[0]) for r in rows) if rows else None
+
     def arrived_upto(self) -> tuple[int | None, set[int]]:
         """Where reading in arrival order got to, and the readings past it already taken."""
         meta = dict(self.conn.execute("SELECT key, value FROM detect_meta").fetchall())

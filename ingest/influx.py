@@ -63,6 +63,13 @@ def to_point(reading: Reading, room: str) -> Point:
     return point
 
 
+def forwarded_upto(conn: sqlite3.Connection) -> int | None:
+    """How far the forwarder has got in the reading log (None: it has never run here)."""
+    conn.executescript(_SCHEMA)
+    row = conn.execute("SELECT value FROM forward_meta WHERE key='cursor'").fetchone()
+    return int(row[0]) if row else None
+
+
 class InfluxForwarder:
     def __init__(self, conn: sqlite3.Connection, config: Config, target: InfluxTarget,
                  batch: int = 5000, spool_limit: int = 2_000_000, timeout_ms: int = 10_000

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS dead_letter_overflow (
     last_us INTEGER NOT NULL,
     PRIMARY KEY (source, code)
 );
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     received_us INTEGER NOT NULL,
@@ -228,6 +229,45 @@ class ReadingStore:
 
     def dead_letter_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+
+    def set_aside(self) -> dict[str, int]:
+        """Everything ever set aside: kept one by one, counted past a flood's limit, and
+        kept once but since pruned. Nothing set aside goes uncounted."""
+        kept = self.dead_letter_count()
+        flood = int(self.conn.execute("SELECT coalesce(sum(count), 0) FROM"
+                                      " dead_letter_overflow").fetchone()[0])
+        row = self.conn.execute("SELECT value FROM store_meta WHERE key ="
+                                " 'dead_letters_pruned'").fetchone()
+        pruned = int(row[0]) if row else 0
+        return {"kept": kept, "counted_in_a_flood": flood, "pruned": pruned,
+                "total": kept + flood + pruned}
+
+    def prune(self, received_before: datetime, upto_rowid: int, keep_dead_letters: int,
+              chunk: int = 20_000) -> tuple[int, int]:
+        """Delete readings that arrived before `received_before` and that every reader of
+        the log has passed (`upto_rowid`), a chunk per transaction so ingest is not held up;
+        keep only the newest `keep_dead_letters` dead letters (the rest stay counted).
+        Returns (readings, dead letters) deleted."""
+        cutoff = _us(received_before)
+        readings = 0
+        low = int(self.conn.execute("SELECT coalesce(min(rowid), 0) FROM readings")
+                  .fetchone()[0])
+        while low <= upto_rowid:
+            high = min(low + chunk - 1, upto_rowid)
+            with Transaction(self.conn) as c:
+                before = c.total_changes
+                c.execute("DELETE FROM readings WHERE rowid BETWEEN ? AND ? AND"
+                          " received_us < ?", (low, high, cutoff))
+                readings += c.total_changes - before
+            low = high + 1
+        with Transaction(self.conn) as c:
+            top = int(c.execute("SELECT coalesce(max(id), 0) FROM dead_letters").fetchone()[0])
+            before = c.total_changes
+            c.execute("DELETE FROM dead_letters WHERE id <= ?", (top - keep_dead_letters,))
+            dead = c.total_changes - before
+            c.execute("INSERT INTO store_meta VALUES ('dead_letters_pruned', ?) ON CONFLICT"
+                      " (key) DO UPDATE SET value = value + excluded.value", (dead,))
+        return readings, dead
 
 
 def _row_reading(row: tuple[Any, ...]) -> Reading:

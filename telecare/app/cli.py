@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,8 @@ def backtest(readings_file: str, config_dir: str, out_file: str) -> None:
 def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol: str,
            stages: tuple[str, ...], log_level: str, share_group: str | None = None,
            influx_url: str | None = None, metrics_port: int | None = None,
-           log_format: str = "text", partition: str = "0/1", worker: str = "") -> None:
+           log_format: str = "text", partition: str = "0/1", worker: str = "",
+           retention_days: int = 90) -> None:
     from ingest.influx import InfluxTarget
     from telecare.app.pipeline import Pipeline
 
@@ -131,7 +132,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
                                  param_hint="--partition") from None
     pipeline = Pipeline(config, data, url, chosen, stages, share_group=share_group,
                         influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None,
-                        partition=(index, count), worker=worker)
+                        partition=(index, count), worker=worker,
+                        retention=timedelta(days=retention_days))
     pipeline.start()
     ops = None
     if metrics_port is not None:
@@ -182,12 +184,15 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
                   help="I/N: this detection worker follows the homes hashed to I of N")
     @click.option("--worker-id", "worker", default="", envvar="TELECARE_WORKER_ID",
                   help="a stable name per ingest worker, when several share a subscription")
+    @click.option("--retention-days", default=90, show_default=True, type=click.IntRange(1),
+                  envvar="TELECARE_RETENTION_DAYS",
+                  help="readings are pruned daily this many days after they arrived")
     def command(config_dir: str, data_dir: str | None, mqtt_url: str | None,
                 mqtt_protocol: str, log_level: str, share_group: str | None,
                 influx_url: str | None, metrics_port: int | None, log_format: str,
-                partition: str, worker: str) -> None:
+                partition: str, worker: str, retention_days: int) -> None:
         _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group,
-               influx_url, metrics_port, log_format, partition, worker)
+               influx_url, metrics_port, log_format, partition, worker, retention_days)
 
 
 _serve_command("run", ("ingest", "detect", "alerts"),
@@ -415,13 +420,36 @@ def status(config_dir: str, data_dir: str | None) -> None:
     conn = connect(data)
     readings = ReadingStore(conn)
     alerts = AlertStore(conn).all()
+    set_aside = readings.set_aside()
     click.echo(json.dumps({
         "data_dir": str(data),
         "readings": readings.count(),
-        "dead_letters": readings.dead_letter_count(),
+        "dead_letters": set_aside["total"],
+        "dead_letters_detail": set_aside,
         "alerts_firing": sum(a.status == "firing" for a in alerts),
         "alerts_resolved": sum(a.status == "resolved" for a in alerts),
     }, indent=2))
+
+
+@main.command()
+@config_option
+@data_option
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1),
+              help="keep readings this many days after they arrived")
+@click.option("--keep-dead-letters", default=100_000, show_default=True,
+              type=click.IntRange(0), help="how many of the newest dead letters to keep")
+def prune(config_dir: str, data_dir: str | None, days: int, keep_dead_letters: int) -> None:
+    """Delete old readings that every reader has passed, and cap the dead letters (they stay
+    counted); alerts and their history are kept. `telecare run` does this daily."""
+
+    from telecare.app.retention import prune as prune_store
+
+    _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    done = prune_store(connect(data), timedelta(days=days), keep_dead_letters)
+    held = f"; newer ones wait for the {done.held_back_by}" if done.held_back_by else ""
+    click.echo(f"pruned {done.readings} reading(s) that arrived over {days} days ago and "
+               f"{done.dead_letters} dead letter(s){held}")
 
 
 def _alert_service(config_dir: str, data_dir: str | None) -> Any:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ingest.influx import InfluxForwarder, InfluxTarget
 from ingest.service import IngestService
 from ingest.store import ReadingStore
 from ingest.subscriber import MqttSubscriber
+from telecare.app.retention import RETENTION, DailyPrune
 from telecare.config import Config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl, Protocol
@@ -39,7 +41,8 @@ class Pipeline:
                  notifiers: Sequence[Notifier] | None = None,
                  share_group: str | None = None, topic: str | list[str] = f"{TOPIC_PREFIX}/#",
                  influx: InfluxTarget | None = None, partition: tuple[int, int] = (0, 1),
-                 hold_s: float | None = None, worker: str = "") -> None:
+                 hold_s: float | None = None, worker: str = "",
+                 retention: timedelta | None = RETENTION) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.broker = broker
@@ -54,6 +57,8 @@ class Pipeline:
         # With several ingest workers a home's readings may be committed a little out of
         # order: let detection wait a moment and sort. One worker needs no wait.
         self.hold_s = hold_s if hold_s is not None else (1.0 if share_group else 0.0)
+        self.retention = retention  # readings kept this long after arrival (None: forever)
+        self.pruner: DailyPrune | None = None
         self.forwarder: InfluxForwarder | None = None
         self._stops = {name: threading.Event() for name in ("forward", "detect", "alerts")}
         self.ingest: IngestService | None = None
@@ -107,6 +112,9 @@ class Pipeline:
                 self._threads[name] = t
         if self.subscriber is not None:
             self.subscriber.start()
+        if "ingest" in self.stages and self.retention is not None:
+            self.pruner = DailyPrune(lambda: connect(self.data_dir), self.retention)
+            self.pruner.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         return self.subscriber is None or self.subscriber.subscribed.wait(timeout)
@@ -132,6 +140,8 @@ class Pipeline:
         """Stop in flow order, each stage draining what the one before it finished; True
         only if every stage drained and stopped in time."""
         clean = True
+        if self.pruner is not None:
+            self.pruner.stop.set()
         if self.subscriber is not None:
             self.subscriber.stop()
         for name, service in (("forward", self.forwarder), ("detect", self.detect),
