@@ -35,6 +35,13 @@ def _setup_logging(level: str, fmt: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
+    # Libraries log what they send to: a notice's URL can hold a phone number or a token,
+    # and a request's path a health value. Their debug and info lines stay out; Apprise
+    # names the URL even in its warnings, so it says nothing (delivery failures are logged
+    # by the alerts stage, by place and role).
+    for name in ("urllib3", "requests", "amqtt", "transitions", "aiosmtpd", "paho"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
 
 
 def _load(config_dir: str) -> Config:
