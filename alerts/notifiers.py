@@ -16,7 +16,6 @@ import os
 import smtplib
 import ssl
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from telecare.alert import Alert
+from telecare.clock import Clock, wall_clock
 from telecare.config import Contact
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class WebhookNotifier:
     groups = False
 
     def __init__(self, timeout_s: float = 5.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Clock = wall_clock) -> None:
         self.timeout_s = timeout_s
         self.clock = clock
         self._local = threading.local()  # a session per delivery thread

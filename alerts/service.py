@@ -25,8 +25,7 @@ import json
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from alerts.notifiers import DeliveryError, LogNotifier, Notice, Notifier, Webho
 from alerts.store import AlertStore
 from telecare.alert import Alert, severity_rank
 from telecare.alert import alert_id as make_alert_id
+from telecare.clock import Clock, wall_clock
 from telecare.config import Config, Contact, HomeConfig, read_secret
 from telecare.db import Transaction, connect
 from telecare.stage import StageStatus, describe
@@ -100,7 +100,7 @@ def backoff_s(attempts: int) -> float:
 class AlertService:
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  notifiers: Sequence[Notifier] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = wall_clock) -> None:
         self.conn = conn
         self.config = config
         self.store = AlertStore(conn, clock)
@@ -153,7 +153,7 @@ class AlertService:
         events = self.store.events_since(self.cursor)
         if not events:
             return 0
-        now = self.clock()
+        now = self._now()
         with Transaction(self.conn) as c:
             for _, alert in events:
                 home = self.config.home(alert.home)
@@ -187,7 +187,7 @@ class AlertService:
     # --- 2. escalate ---------------------------------------------------------------------
 
     def escalate(self) -> int:
-        now = self.clock()
+        now = self._now()
         due = self.conn.execute(
             "SELECT alert_id, step, next_step_at, repeats, next_repeat_at FROM escalations"
             " WHERE state = 'open' AND (next_step_at <= ? OR next_repeat_at <= ?)",
@@ -241,7 +241,7 @@ class AlertService:
         connection and store: a connection is never shared between threads."""
         conn = conn or self.conn
         store = store or self.store
-        now = self.clock()
+        now = self._now()
         # Each notice shows the alert as it was logged at that status: a reminder of an alert
         # that has since resolved still says firing; it is not an all-clear.
         query = ("SELECT n.id, n.channel, n.target, n.contact, n.home, n.attempts, n.round,"
@@ -293,7 +293,7 @@ class AlertService:
                 f"UPDATE notifications SET state=?, attempts=?, next_attempt=?, last_error=?"
                 f" WHERE id IN ({marks})",
                 ("failed" if give_up else "pending", attempts,
-                 self.clock() + backoff_s(attempts), exc.reason, *ids))
+                 self._now() + backoff_s(attempts), exc.reason, *ids))
             what = ", ".join(n.alert.id for _, _, n in batch)
             who = self._who(batch[0][2].alert.home, contact)
             if give_up:
@@ -309,12 +309,16 @@ class AlertService:
             conn.execute(
                 f"UPDATE notifications SET attempts=?, next_attempt=?, last_error=?"
                 f" WHERE id IN ({marks})",
-                (attempts, self.clock() + backoff_s(attempts),
+                (attempts, self._now() + backoff_s(attempts),
                  f"notifier error: {exc.__class__.__name__}", *ids))
             log.exception("the %s notifier failed unexpectedly", channel)
             return
         conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
-                     f" WHERE id IN ({marks})", (attempts, self.clock(), *ids))
+                     f" WHERE id IN ({marks})", (attempts, self._now(), *ids))
+
+    def _now(self) -> float:
+        """The service's clock as Unix seconds, as the store keeps times."""
+        return self.clock().timestamp()
 
     def _who(self, home: str, contact: str) -> str:
         """A contact as the log names them: by place and role, never by name (logs leave
@@ -340,7 +344,7 @@ class AlertService:
         if not about:
             return
         first = about[0]
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = self.clock()
         failed = Alert(
             id=make_alert_id(first.home, "notification_failed", f"{channel}-{row_id}", now),
             home=first.home, rule="notification_failed", severity="low", raised_at=now,
@@ -365,7 +369,7 @@ class AlertService:
         alert = self.store.get(alert_id)
         if alert is None:
             return False
-        now = self.clock()
+        now = self._now()
         home = self.config.home(alert.home)
         with Transaction(self.conn) as c:
             c.execute("INSERT OR IGNORE INTO acknowledgements VALUES (?,?,?,?)",
@@ -387,7 +391,7 @@ class AlertService:
         alert = self.store.get(alert_id)
         if alert is None or alert.status != "firing":
             return False
-        done = alert.resolve(datetime.fromtimestamp(self.clock(), UTC),
+        done = alert.resolve(self.clock(),
                              f"Closed by {by}: {outcome}")
         with Transaction(self.conn) as c:
             self.store.record_in(c, [done])
@@ -412,7 +416,7 @@ class AlertService:
             return False
         with Transaction(self.conn) as c:
             c.execute("INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?)",
-                      (alert_id, by, verdict, why, self.clock()))
+                      (alert_id, by, verdict, why, self._now()))
         return True
 
     def counts(self) -> dict[tuple[str, str], int]:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable
 
 from telecare.alert import Alert
+from telecare.clock import Clock, wall_clock
 from telecare.reading import format_ts
 
 _SCHEMA = """
@@ -61,14 +60,14 @@ CREATE TABLE IF NOT EXISTS resident_ok (
 
 class AlertStore:
     def __init__(self, conn: sqlite3.Connection,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = wall_clock) -> None:
         self.conn = conn
         self.clock = clock  # when a change is logged: the start of the response figures
         conn.executescript(_SCHEMA)
 
     def record_in(self, conn: sqlite3.Connection, changes: list[Alert]) -> None:
         """Record alert changes within the caller's transaction."""
-        now_us = int(self.clock() * 1_000_000)
+        now_us = int(self.clock().timestamp() * 1_000_000)
         for alert in changes:
             body = alert.to_json()
             conn.execute(

@@ -17,6 +17,7 @@ from detect.engine import Detector
 from detect.rules.call_for_help import CallForHelp
 from ingest.store import ReadingStore
 from telecare.alert import Alert
+from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading, format_ts
@@ -51,7 +52,7 @@ class DetectService:
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  on_alerts: Callable[[], None] | None = None, batch: int = 500,
                  partition: tuple[int, int] = (0, 1), hold_s: float = 0.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Clock = wall_clock) -> None:
         self.conn = conn
         self.readings = ReadingStore(conn)
         self.alerts = AlertStore(conn)

@@ -20,15 +20,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ingest.store import DeadLetter, ReadingStore
+from telecare.clock import Clock, wall_clock
 from telecare.reading import BadReading, Reading, parse_payload
 from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 # Messages for homes with no file are accounted under one source, so a flood of made-up home

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alerts.service import AlertService
@@ -16,8 +17,8 @@ class Clock:
     def __init__(self) -> None:
         self.now = 1_000.0
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
 
 
 def alert(status: str = "firing") -> Alert:

@@ -4,6 +4,7 @@ receivers; the service's clock is injected."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ class Clock:
     def __init__(self, at: str = "2026-01-05 14:00") -> None:
         self.now = utc(at).timestamp()
 
-    def __call__(self) -> float:
-        return self.now
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
 
 
 def an_alert(severity: str = "high", rule: str = "inactivity", n: int = 1) -> Alert:
