@@ -307,6 +307,21 @@ def evaluate(bundle: str, as_json: bool, false_file: str | None) -> None:
     click.echo(json.dumps(ev.to_json_obj(), indent=2) if as_json else format_table(ev))
 
 
+@main.command(name="import-kasteren")
+@click.argument("source", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def import_kasteren(source: str, out_dir: str) -> None:
+    """Convert van Kasteren's houses B and C (SOURCE holds `KB House/` and `KC House/`) into
+    a bundle that --config runs on. The data is not ours to redistribute: keep it out of git."""
+    from simulators.kasteren import convert
+
+    for home in convert(Path(source), Path(out_dir)):
+        odd = f", {home.odd_intervals} intervals end before they start" \
+            if home.odd_intervals else ""
+        click.echo(f"{home.home}: {len(home.readings)} readings from {home.sensors} sensors"
+                   f"{odd} -> {out_dir}", err=True)
+
+
 @main.command(name="import-ordonez")
 @click.argument("source", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
