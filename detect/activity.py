@@ -57,10 +57,18 @@ class ActivityTracker:
         self.power_on_watts = power_on_watts
         self.last_value: dict[str, float] = {}
         self.last_ts: dict[str, datetime] = {}
+        self.bed_at: datetime | None = None  # the last time a bed mat became occupied
+        self.elsewhere_at: datetime | None = None  # the last activity outside the bedroom
 
     @property
     def in_bed(self) -> bool:
-        return any(v >= 1 for key, v in self.last_value.items() if key.endswith("|bed"))
+        """A bed mat says occupied, and nothing has happened outside the bedroom since it
+        last said so: a mat left pressed by a pillow or a bag does not keep the resident in
+        bed while the kitchen is busy (seen in real homes with two mats per bed)."""
+        if not any(v >= 1 for key, v in self.last_value.items() if key.endswith("|bed")):
+            return False
+        return self.bed_at is None or self.elsewhere_at is None or \
+            self.elsewhere_at <= self.bed_at
 
     @property
     def in_chair(self) -> bool:
@@ -93,6 +101,11 @@ class ActivityTracker:
         device = self.home.device(r.device)
         role = device.role if device else None
         room = device.room if device else None
+        if r.kind == "bed" and r.value >= 1:
+            self.bed_at = r.ts
+        elif r.kind != "bed" and room is not None and room != "bedroom" and \
+                (self.elsewhere_at is None or r.ts > self.elsewhere_at):
+            self.elsewhere_at = r.ts
         return Activity(
             ts=r.ts,
             device=r.device,
@@ -107,8 +120,13 @@ class ActivityTracker:
         return {
             "last_value": self.last_value,
             "last_ts": {k: format_ts(v) for k, v in self.last_ts.items()},
+            "bed_at": format_ts(self.bed_at) if self.bed_at else None,
+            "elsewhere_at": format_ts(self.elsewhere_at) if self.elsewhere_at else None,
         }
 
     def load(self, state: dict[str, Any]) -> None:
         self.last_value = dict(state.get("last_value", {}))
         self.last_ts = {k: parse_ts(v) for k, v in state.get("last_ts", {}).items()}
+        self.bed_at = parse_ts(state["bed_at"]) if state.get("bed_at") else None
+        self.elsewhere_at = parse_ts(state["elsewhere_at"]) if state.get("elsewhere_at") \
+            else None

@@ -27,6 +27,7 @@ from telecare.reading import Reading, format_ts, parse_ts
 
 SCHEDULED = {"heartbeat": 5, "temperature": 10, "humidity": 10, "contact": 60, "bed": 60,
              "chair": 60, "power": 30}  # typical minutes between reports
+STATE_KINDS = frozenset({"contact", "bed", "chair", "power"})  # may report changes only
 TECHNICAL = {"audience": "technical"}
 LEARN_GAPS = 48  # reports seen (two days of hourly check-ins) before silence is judged
 EVENT_ONLY = frozenset({"motion", "flush"})
@@ -55,6 +56,10 @@ class DeviceHealth(Rule):
         self.event_gaps: dict[str, list[int]] = {}
         self._usual_most: dict[str, int] = {}
         self._reports: dict[str, int] = {}  # not saved: only paces relearning
+        # State devices: of the last reports, how many repeated the value before (a
+        # check-in). A reed switch or mat that reports only changes never repeats itself.
+        self.values: dict[str, float] = {}
+        self.repeats: dict[str, list[int]] = {}
 
     def _limit(self, device: str) -> timedelta:
         found = self._limits.get(device)
@@ -72,6 +77,12 @@ class DeviceHealth(Rule):
         plugs report only changes: hours of silence at night are normal for them. Only a
         device whose recent gaps all stayed within twice its kind's interval is judged."""
         gaps = self.gaps.get(device) or []
+        if self.kind[device] in STATE_KINDS:
+            # A state device that has not repeated itself in a quarter of its reports only
+            # reports changes (a busy day's door can look regular for hours: it is not).
+            seen = self.repeats.get(device) or []
+            if sum(seen) * 4 < max(len(seen), 1):
+                return False
         return len(gaps) >= LEARN_GAPS and \
             max(gaps) <= 2 * SCHEDULED.get(self.kind[device], 60)
 
@@ -95,6 +106,11 @@ class DeviceHealth(Rule):
                         self._limits.pop(key, None)  # relearn the usual interval now and then
                 self.last[key] = reading.ts
                 self.kind[key] = reading.kind
+                if reading.kind in STATE_KINDS:
+                    seen = self.repeats.setdefault(key, [])
+                    seen.append(int(self.values.get(key) == reading.value))
+                    del seen[:-LEARN_GAPS]
+                    self.values[key] = reading.value
                 deadline = reading.ts + self._limit(key)
                 if self._next is None or prev is None or deadline < self._next or \
                         prev + self._limit(key) <= self._next:
@@ -191,7 +207,8 @@ class DeviceHealth(Rule):
         return {"last": {d: format_ts(t) for d, t in self.last.items()}, "kind": self.kind,
                 "gaps": self.gaps, "others_since": self.others_since,
                 "event_seen": {d: format_ts(t) for d, t in self.event_seen.items()},
-                "event_gaps": self.event_gaps,
+                "event_gaps": self.event_gaps, "values": self.values,
+                "repeats": self.repeats,
                 "offline": {d: a.to_json_obj() for d, a in self.offline.items()},
                 "low": {d: a.to_json_obj() for d, a in self.low.items()}}
 
@@ -202,6 +219,8 @@ class DeviceHealth(Rule):
         self.others_since = dict(state.get("others_since", {}))
         self.event_seen = {d: parse_ts(t) for d, t in state.get("event_seen", {}).items()}
         self.event_gaps = {d: list(g) for d, g in state.get("event_gaps", {}).items()}
+        self.values = dict(state.get("values", {}))
+        self.repeats = {d: list(g) for d, g in state.get("repeats", {}).items()}
         self._usual_most = {d: sorted(g)[int(0.99 * (len(g) - 1))]
                             for d, g in self.event_gaps.items() if g}
         self.offline = {d: Alert.from_json_obj(a) for d, a in state.get("offline", {}).items()}

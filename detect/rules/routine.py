@@ -139,12 +139,14 @@ class NightToilet(DailyPattern):
     UNUSUAL = 2.0  # a day scoring this is kept out of the baseline
     NIGHT_SPREAD = 1.5
     DAY_HOURS = (9, 21)
+    MIN_TRIP = timedelta(minutes=2)
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home, settings)
         self.has_bed = any(d.kind == "bed" for d in home.devices)
         self.has_flush = any(d.kind == "flush" for d in home.devices)
         self.in_night = False
+        self.left_at: datetime | None = None  # out of bed since (during the night)
         self.flushes = 0.0
         self.flush_baseline = Baseline(settings.baseline_days, settings.min_days)
         self.cusum = 0.0
@@ -156,19 +158,27 @@ class NightToilet(DailyPattern):
                 self.DAY_HOURS[0] <= hour < self.DAY_HOURS[1]:
             self.flushes += 1
         if self.has_bed:
-            if reading.kind == "bed" and activity is not None and reading.value >= 1:
-                if not self.in_night and (hour >= 20 or hour < 4):
-                    self.in_night = True  # into bed for the night: not a trip
-                    return 0.0
-                return 1.0 if self.in_night and hour < 9 else 0.0
-            return 0.0
+            if reading.kind != "bed" or activity is None:
+                return 0.0
+            if reading.value < 1:
+                if self.left_at is None and not activity.in_bed:  # no mat occupied now
+                    self.left_at = reading.ts
+                return 0.0
+            left, self.left_at = self.left_at, None
+            if not self.in_night and (hour >= 20 or hour < 4):
+                self.in_night = True  # into bed for the night: not a trip
+                return 0.0
+            # A trip is a return to bed after time up; a mat flickering as the resident
+            # turns over (real mats do, seconds apart) is not.
+            away = left is not None and reading.ts - left >= self.MIN_TRIP
+            return 1.0 if self.in_night and hour < 9 and away else 0.0
         if reading.kind == "flush" and activity is not None:
             local = reading.ts.astimezone(self.tz).time()
             return 1.0 if time(0, 30) <= local < time(5, 30) else 0.0
         return 0.0
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
-        self.in_night = False
+        self.in_night, self.left_at = False, None
         flushes, self.flushes = self.flushes, 0.0
         if not (self.has_bed or self.has_flush) or not self.baseline.ready():
             self.flush_baseline.add("", flushes, False)
@@ -217,16 +227,18 @@ class NightToilet(DailyPattern):
         return out
 
     def skipped(self) -> None:
-        self.in_night, self.flushes = False, 0.0
+        self.in_night, self.flushes, self.left_at = False, 0.0, None
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "in_night": self.in_night, "flushes": self.flushes,
+                "left_at": format_ts(self.left_at) if self.left_at else None,
                 "cusum": self.cusum, "calm_days": self.calm_days,
                 "flush_baseline": self.flush_baseline.state()}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.in_night = bool(state.get("in_night", False))
+        self.left_at = parse_ts(state["left_at"]) if state.get("left_at") else None
         self.flushes = float(state.get("flushes", 0))
         self.cusum = float(state.get("cusum", 0))
         self.calm_days = int(state.get("calm_days", 0))

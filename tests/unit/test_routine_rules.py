@@ -53,7 +53,9 @@ def day_of_life(day: date, up: str | None = "07:30", night_trips: int = 1,
         t = rise + 15 * M + i * 2 * H
         out += [reading("kettle-plug", "power", 2000, t), reading("kettle-plug", "power", 0,
                                                                  t + 3 * M)]
-    out += [reading("toilet", "flush", 1, at(day, "09:30") + i * (11 * H / day_flushes))
+    # Day visits to the toilet from 09:30, or once up (a flush means someone is up).
+    first = max(at(day, "09:30"), rise + 30 * M)
+    out += [reading("toilet", "flush", 1, first + i * ((at(day, "20:30") - first) / day_flushes))
             for i in range(day_flushes)]
     out.append(reading("bed-mat", "bed", 1, at(day, "22:30")))
     return out
