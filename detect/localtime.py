@@ -34,6 +34,26 @@ def add_window_time(start: datetime, amount: timedelta, window_start: time, wind
     raise ValueError("threshold too long for the waking window")
 
 
+def window_time_between(start: datetime, end: datetime, window_start: time,
+                        window_end: time, tz: ZoneInfo) -> timedelta:
+    """How much in-window time lies between two instants."""
+    if end <= start:
+        return timedelta(0)
+    if window_start == window_end:
+        return end - start
+    total = timedelta(0)
+    day = start.astimezone(tz) - timedelta(days=1)
+    for _ in range(800):
+        opens, closes = window_on(day, window_start, window_end, tz)
+        if opens >= end:
+            break
+        lo, hi = max(opens, start), min(closes, end)
+        if hi > lo:
+            total += hi - lo
+        day = day + timedelta(days=1)
+    return total
+
+
 def in_window(ts: datetime, window_start: time, window_end: time, tz: ZoneInfo) -> bool:
     local = ts.astimezone(tz).time()
     if window_start == window_end:

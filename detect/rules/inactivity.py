@@ -5,6 +5,14 @@ towards the threshold (the resident's local time), so a quiet night does not rai
 the clock is paused while the resident is in bed (a bed mat shows occupied) or has gone out
 (the last thing that happened was the front or back door). The deadline is a timer in event
 time: it fires when the home's stream passes it even if this home sends nothing more.
+
+The limit is the resident's own: a long lie cannot be told from their quietest ordinary
+spell at home until just past it, so once `LEARN_DAYS` days are known the limit is the
+longest ordinary quiet spell they had at home, starting within two hours of the same time of
+day, in the last `KEEP_DAYS` days, plus `MARGIN`; the plan's `threshold` is the floor, and
+its `sparse_threshold` (doors and appliances only) or `resting_threshold` the ceiling. While
+learning, the plan's own value applies. A spell during which an alert was raised is not
+learned from.
 """
 
 from __future__ import annotations
@@ -13,11 +21,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detect.activity import Activity
-from detect.localtime import add_window_time, hours_minutes, when
+from detect.localtime import add_window_time, hours_minutes, when, window_time_between
 from detect.rules.base import Rule
 from telecare.alert import Alert
 from telecare.config import HomeConfig, InactivitySettings
 from telecare.reading import Reading, format_ts, parse_ts
+
+LEARN_DAYS = 7
+KEEP_DAYS = 28
+MARGIN = timedelta(minutes=30)
+SHORTEST_KEPT = timedelta(minutes=20)  # shorter spells never set the limit: not kept
+NEAR_HOURS = 2.0
+PENDING_WITHIN = timedelta(minutes=30)
 
 
 class Inactivity(Rule):
@@ -32,10 +47,64 @@ class Inactivity(Rule):
         presence = {"motion", "bed", "chair"}
         self.sparse = not any(d.kind in presence for d in home.devices)
         self.threshold = settings.sparse_threshold if self.sparse else settings.threshold
+        self.ceiling = settings.sparse_threshold if self.sparse else \
+            max(settings.threshold, settings.resting_threshold)
+        # The resident's quiet spells at home: [local day ordinal, start hour, waking minutes].
+        self.spells: list[list[float]] = []
+        self.first_day: int | None = None  # local day ordinal of the first activity seen
+        self.pending: tuple[datetime, str] | None = None  # first sign of life after going out
+
+    def _learn(self, last: Activity | None, now: datetime, flagged: bool) -> None:
+        day = now.astimezone(self.tz).toordinal()
+        if self.first_day is None:
+            self.first_day = day
+        if last is None or last.exit_door or last.in_bed or flagged:
+            return
+        window = self.settings.waking_hours
+        quiet = window_time_between(last.ts, now, window.start, window.end, self.tz)
+        if quiet < SHORTEST_KEPT:
+            return
+        local = last.ts.astimezone(self.tz)
+        self.spells.append([local.toordinal(), round(local.hour + local.minute / 60, 2),
+                            round(quiet.total_seconds() / 60, 1)])
+        self.spells = [s for s in self.spells if s[0] > day - KEEP_DAYS]
+
+    def learned(self, at: datetime) -> tuple[timedelta, timedelta | None]:
+        """The limit for a quiet spell that starts at `at`, and the longest ordinary spell
+        it rests on (None while learning, or with no spell near that time of day)."""
+        day = at.astimezone(self.tz).toordinal()
+        if self.first_day is None or day - self.first_day < LEARN_DAYS:
+            return self.threshold, None
+        local = at.astimezone(self.tz)
+        hour = local.hour + local.minute / 60
+        near = [m for d, h, m in self.spells if d > day - KEEP_DAYS and
+                min(abs(h - hour), 24 - abs(h - hour)) <= NEAR_HOURS]
+        if not near:
+            return self.settings.threshold, timedelta(0)
+        longest = timedelta(minutes=max(near))
+        limit = min(max(longest + MARGIN, self.settings.threshold), self.ceiling)
+        return limit, longest
+
+    def _back_home(self, activity: Activity) -> bool:
+        """After the resident went out, is this a sign they are back? The door again is; so
+        is a second device stirring within half an hour of a first. One device alone is not:
+        a motion sensor misfiring in an empty home (a real one, stuck on for five hours in
+        the sun) must not start the inactivity clock while the resident is out."""
+        if activity.exit_door:
+            return True
+        first = self.pending
+        if first is None or activity.ts - first[0] > PENDING_WITHIN:
+            self.pending = (activity.ts, activity.device)
+            return False
+        return activity.device != first[1]
 
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         if activity is None or (self.last is not None and activity.ts < self.last.ts):
             return []
+        if self.last is not None and self.last.exit_door and not self._back_home(activity):
+            return []
+        self.pending = None
+        self._learn(self.last, activity.ts, self.open is not None)
         self.last = activity
         self._deadline = self._compute_deadline()
         if self.open is None:
@@ -64,8 +133,8 @@ class Inactivity(Rule):
     def _threshold(self, last: Activity) -> timedelta:
         # Sitting in a chair with a pressure mat (watching TV, dozing) is resting, not lying
         # on the floor: allow longer, but not for ever.
-        return max(self.threshold, self.settings.resting_threshold) if last.in_chair \
-            else self.threshold
+        limit, _ = self.learned(last.ts)
+        return max(limit, self.settings.resting_threshold) if last.in_chair else limit
 
     def next_deadline(self) -> datetime | None:
         return None if self.open is not None else self._deadline
@@ -75,11 +144,20 @@ class Inactivity(Rule):
         if self.open is not None or last is None or self._deadline is None:
             return []
         threshold = hours_minutes(self._threshold(last))
+        _, longest = self.learned(last.ts)
+        if longest is None:
+            basis = (f"the limit in their plan"
+                     f"{' for a home with only door and appliance sensors' if self.sparse else ''}"
+                     f" while their own routine is being learned")
+        elif longest:
+            basis = (f"longer than any ordinary quiet spell of theirs at this time of day in "
+                     f"the last {KEEP_DAYS} days (the longest: {hours_minutes(longest)})")
+        else:
+            basis = "the limit in their plan (they are seldom this quiet at this time of day)"
         message = (
             f"No activity seen at home since {when(last.ts, self.tz)} "
             f"(last: {last.what}), and the resident has not gone out. "
-            f"That is {threshold} of waking hours, the limit in their plan"
-            f"{' for a home with only door and appliance sensors' if self.sparse else ''}. "
+            f"That is {threshold} of waking hours, {basis}. "
             "They may have fallen: call them now, and send someone if there is no answer."
         )
         self.open = self.firing(
@@ -89,6 +167,8 @@ class Inactivity(Rule):
                 "last_activity": last.what,
                 "last_device": last.device,
                 "threshold_minutes": self._threshold(last).total_seconds() / 60,
+                "longest_ordinary_minutes": None if longest is None
+                else longest.total_seconds() / 60,
                 "waking_hours": [self.settings.waking_hours.start.strftime("%H:%M"),
                                  self.settings.waking_hours.end.strftime("%H:%M")],
             },
@@ -104,6 +184,8 @@ class Inactivity(Rule):
                 "in_chair": last.in_chair,
             },
             "open": self.open.to_json_obj() if self.open else None,
+            "spells": self.spells, "first_day": self.first_day,
+            "pending": [format_ts(self.pending[0]), self.pending[1]] if self.pending else None,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -113,4 +195,8 @@ class Inactivity(Rule):
             exit_door=raw["exit_door"], in_bed=raw["in_bed"], in_chair=raw.get("in_chair", False),
         )
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
+        self.spells = [list(s) for s in state.get("spells", [])]
+        self.first_day = state.get("first_day")
+        raw_pending = state.get("pending")
+        self.pending = (parse_ts(raw_pending[0]), raw_pending[1]) if raw_pending else None
         self._deadline = self._compute_deadline()

@@ -26,7 +26,9 @@ from telecare.config import HomeConfig, RoutineSettings
 from telecare.reading import Reading, format_ts, parse_ts
 
 SUSTAINED = timedelta(minutes=20)
+SUSTAINED_SPARSE = timedelta(minutes=1)  # doors and plugs only: a second use, a minute on
 QUIET = timedelta(minutes=60)
+CONFIRM = timedelta(hours=2)  # getting up is undone by a return to bed within this
 MORNING_START = 4  # local hour: activity from here on may be getting up
 MORNING_END = 14
 EARLIEST_DEADLINE = time(6, 30)  # never call someone "not up" before this
@@ -58,9 +60,10 @@ class NotUp(Rule):
         self.open: Alert | None = None
         self.flagged = False
         self._deadline_cache: tuple[tuple[date, int], datetime] | None = None
-        # Doors and plugs only: no night-time trip shows, so any morning use means up.
+        # Doors and plugs only: two uses a minute or more apart, then no long silence, mean
+        # up; a door and then silence (an early trip to the toilet) does not.
         self.sustained = SUSTAINED if any(d.kind in ("motion", "bed", "chair")
-                                          for d in home.devices) else timedelta()
+                                          for d in home.devices) else SUSTAINED_SPARSE
 
     # --- when ---------------------------------------------------------------------------
 
@@ -70,7 +73,14 @@ class NotUp(Rule):
     def _deadline(self, day: date) -> datetime:
         usual = self._usual_h()
         if usual is None:
+            # Still learning: the plan's default, but never earlier than half an hour past
+            # the latest morning already seen (a late riser is not ill every morning).
             by = self.settings.default_up_by
+            seen = self.baseline.values()
+            if seen:
+                latest = min(max(seen) + 0.5, 23.9)
+                by = max(by, time(int(latest), int(latest % 1 * 60)))
+            by = min(by, LATEST_DEADLINE) if by > self.settings.default_up_by else by
         else:
             hours = min(23.9, usual + self.settings.margin.total_seconds() / 3600)
             by = time(int(hours) % 24, int(hours % 1 * 60))
@@ -113,6 +123,15 @@ class NotUp(Rule):
             self._roll(day, activity.ts)
         last, self.last_act = self.last_act, activity.ts
         self.out = activity.exit_door
+        if self.up_at is not None and self.open is None and activity.ts < self.up_at + \
+                CONFIRM and activity.ts < self._day_deadline(day) and (activity.in_bed or (
+                    self.sustained == SUSTAINED and last is not None and
+                    activity.ts - last > QUIET)):
+            # Back to bed, or (where motion sensors would see someone up) an hour's silence,
+            # soon after: that was a trip in the night or an early wander (a night out
+            # ending), not getting up. Keep watching. (In a home of doors and plugs an hour
+            # without a door or an appliance is an ordinary morning.)
+            self.up_at, self.candidate = None, None
         if self.up_at is not None or activity.exit_door:
             return []
         if _hours(activity.ts.astimezone(self.tz)) >= MORNING_END:
