@@ -47,7 +47,9 @@ EXPECTED: dict[str, tuple[str, ...]] = {
 # label in a home without them is counted as unseen, apart from recall: no rule could see it.
 SEEN_WITH: dict[str, frozenset[str]] = {
     "uti": frozenset({"flush", "bed"}),
+    "night_wandering": frozenset({"contact"}),
 }
+SAME_TIME = timedelta(minutes=1)  # an alert this close to one of the reference's is background
 ACUTE = {"pendant", "long_lie", "not_up", "night_wandering", "cold_home", "heatwave", "vitals"}
 EARLY = timedelta(minutes=5)  # an alert a little before the label's start still counts
 
@@ -125,8 +127,12 @@ def evaluate(bundle: Path) -> Evaluation:
     labels = [json.loads(x) for x in (bundle / "labels.jsonl").read_text().splitlines()
               if x.strip()]
     span = (readings[0].ts.date(), readings[-1].ts.date())
+    spans: dict[str, tuple[date, date]] = {}
+    for r in readings:  # in event-time order: the first and last day each home was heard
+        d = r.ts.date()
+        spans[r.home] = (spans[r.home][0], d) if r.home in spans else (d, d)
     return score(result.alerts, labels, config.homes, span,
-                 _news2_thresholds(readings, labels))
+                 _news2_thresholds(readings, labels), spans)
 
 
 def _news2_thresholds(readings: list[Reading], labels: list[dict[str, Any]]
@@ -159,10 +165,11 @@ def _news2_thresholds(readings: list[Reading], labels: list[dict[str, Any]]
 
 
 def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, Any],
-          span: tuple[date, date], thresholds: dict[int, datetime] | None = None
-          ) -> Evaluation:
+          span: tuple[date, date], thresholds: dict[int, datetime] | None = None,
+          spans: dict[str, tuple[date, date]] | None = None) -> Evaluation:
     """`thresholds`: for some labels (by index), when the rule's threshold was reached; the
-    delay is counted from there instead of from the label's onset."""
+    delay is counted from there instead of from the label's onset. `spans`: each home's own
+    first and last day (recordings of different homes cover different dates)."""
     thresholds = thresholds or {}
     by_home: dict[str, list[Alert]] = defaultdict(list)
     for a in alerts:
@@ -175,7 +182,8 @@ def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, An
         while d <= (end + timedelta(days=1)).date():
             labelled_days[lab["home"]].add(d)
             d += timedelta(days=1)
-        result = kinds[lab["kind"]]
+        view = (lab.get("detail") or {}).get("view")
+        result = kinds[lab["kind"] if view is None else f"{lab['kind']} [{view}]"]
         rules = EXPECTED.get(lab["kind"], ())
         if not rules:
             result.labels += 1
@@ -188,20 +196,28 @@ def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, An
             result.unseen += 1
             continue
         result.labels += 1
+        reference = (lab.get("detail") or {}).get("reference")
+        background = by_home.get(reference, []) if reference else []
         matches = [a for a in by_home[lab["home"]] if a.rule in rules
-                   and start - EARLY <= a.raised_at <= end + grace(lab["kind"])]
+                   and start - EARLY <= a.raised_at <= end + grace(lab["kind"])
+                   and not any(b.rule == a.rule and abs(b.raised_at - a.raised_at) <= SAME_TIME
+                               for b in background)]
         if matches:
             result.caught += 1
             first = min(a.raised_at for a in matches)
             begin = thresholds.get(index) or onset(lab)
             result.delays_min.append(max((first - begin).total_seconds() / 60, 0.0))
-    days = (span[1] - span[0]).days + 1
     clean = 0
     false: Counter[str] = Counter()
     false_alerts = []
+    # Injected copies repeat their reference's ordinary days: only the reference counts them.
+    copies = {lab["home"] for lab in labels if (lab.get("detail") or {}).get("reference")}
     for home in homes:
-        for i in range(days):
-            if span[0] + timedelta(days=i) not in labelled_days[home]:
+        if home in copies:
+            continue
+        day_one, day_last = (spans or {}).get(home, span)
+        for i in range((day_last - day_one).days + 1):
+            if day_one + timedelta(days=i) not in labelled_days[home]:
                 clean += 1
         for a in by_home[home]:
             if a.raised_at.date() not in labelled_days[home]:
@@ -213,9 +229,10 @@ def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, An
 def format_table(ev: Evaluation) -> str:
     lines = [f"{'scenario':<16}{'labels':>7}{'caught':>7}{'recall':>8}{'median':>9}{'p90':>9}"
              "  (delay from onset, minutes)"]
-    for kind, r in sorted(ev.kinds.items(), key=lambda kv: (kv[0] not in ACUTE, kv[0])):
+    for kind, r in sorted(ev.kinds.items(), key=lambda kv: (kv[0].split(" [")[0] not in ACUTE,
+                                                             kv[0])):
         row = r.row()
-        if not EXPECTED.get(kind):
+        if not EXPECTED.get(kind.split(" [")[0]):
             lines.append(f"{kind:<16}{row['labels']:>7}{'-':>7}{'-':>8}{'-':>9}{'-':>9}"
                          f"  not a crisis: {r.alerts_during} alert(s) during")
             continue
@@ -224,7 +241,8 @@ def format_table(ev: Evaluation) -> str:
         p90 = f"{row['delay_p90_min']:.0f}" if row["delay_p90_min"] is not None else "-"
         unseen = f"  + {r.unseen} in homes without the sensors to see it" if r.unseen else ""
         lines.append(f"{kind:<16}{row['labels']:>7}{row['caught']:>7}{rec:>8}{med:>9}{p90:>9}"
-                     f"{unseen}")
+                     f"{unseen}".replace(f"{kind:<16}", f"{kind:<28}" if "[" in kind
+                                         else f"{kind:<16}", 1))
     per_week = ev.false_per_home_week()
     lines.append("")
     lines.append(f"false alerts per home-week on {ev.home_days_clean} home-days without a "

@@ -104,7 +104,12 @@ class Inactivity(Rule):
         if self.last is not None and self.last.exit_door and not self._back_home(activity):
             return []
         self.pending = None
-        self._learn(self.last, activity.ts, self.open is not None)
+        # A spell flagged against their own learned limit is not learned from; one flagged
+        # against the plan's default while learning still is (a late riser is not ill
+        # every morning of the first week).
+        flagged = self.open is not None and \
+            self.open.evidence.get("longest_ordinary_minutes") is not None
+        self._learn(self.last, activity.ts, flagged)
         self.last = activity
         self._deadline = self._compute_deadline()
         if self.open is None:

@@ -30,9 +30,10 @@ SUSTAINED_SPARSE = timedelta(minutes=1)  # doors and plugs only: a second use, a
 QUIET = timedelta(minutes=60)
 CONFIRM = timedelta(hours=2)  # getting up is undone by a return to bed within this
 MORNING_START = 4  # local hour: activity from here on may be getting up
-MORNING_END = 14
+MORNING_END = 15
 EARLIEST_DEADLINE = time(6, 30)  # never call someone "not up" before this
-LATEST_DEADLINE = time(12, 30)
+LATEST_DEADLINE = time(13, 30)  # a late riser (real ones rise at 12:30) is judged by then
+WARMUP_SLACK = 1.0  # hours past the latest morning seen, while the usual time is learned
 
 
 def _hours(t: datetime) -> float:
@@ -73,12 +74,12 @@ class NotUp(Rule):
     def _deadline(self, day: date) -> datetime:
         usual = self._usual_h()
         if usual is None:
-            # Still learning: the plan's default, but never earlier than half an hour past
-            # the latest morning already seen (a late riser is not ill every morning).
+            # Still learning: the plan's default, but never earlier than an hour past the
+            # latest morning already seen (a late riser is not ill every morning).
             by = self.settings.default_up_by
             seen = self.baseline.values()
             if seen:
-                latest = min(max(seen) + 0.5, 23.9)
+                latest = min(max(seen) + WARMUP_SLACK, 23.9)
                 by = max(by, time(int(latest), int(latest % 1 * 60)))
             by = min(by, LATEST_DEADLINE) if by > self.settings.default_up_by else by
         else:

@@ -307,6 +307,22 @@ def evaluate(bundle: str, as_json: bool, false_file: str | None) -> None:
     click.echo(json.dumps(ev.to_json_obj(), indent=2) if as_json else format_table(ev))
 
 
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--copies", default=3, show_default=True, type=click.IntRange(1, 50),
+              help="copies of each home per crisis kind and layout view")
+def inject(bundle: str, out_dir: str, seed: int, copies: int) -> None:
+    """Copies of a recorded home, each with one labelled crisis injected, in three layout
+    views, beside the home as recorded (the reference); `telecare evaluate` scores it."""
+    from simulators.inject import inject as run_inject
+
+    made = run_inject(Path(bundle), Path(out_dir), seed, copies)
+    click.echo(", ".join(f"{kind} {n}" for kind, n in sorted(made.items())) +
+               f" labels -> {out_dir}", err=True)
+
+
 @main.command(name="import-kasteren")
 @click.argument("source", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))

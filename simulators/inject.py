@@ -1,0 +1,269 @@
+"""`telecare inject`: crises injected into a real recording, so detection is judged on real
+routines rather than only on the simulator's.
+
+From a bundle (a converted recording: `readings.jsonl`, `homes/*.yaml`), it writes a new
+bundle holding, for each home and each layout view of it (`full`; `contacts`: door, cupboard
+and appliance contacts, plugs and the flush only; `pirs`: motion sensors only), the home as
+recorded (the reference: an alert it raises too at the same time is background and detects
+nothing) and copies of it, each with one labelled crisis:
+- `long_lie`: from the last activity before a daytime or evening moment (10:00 to 19:00,
+  resident at home and active in the hour before), every resident event is removed for 8 h;
+  heartbeats, thermometers and check-ins go on;
+- `not_up`: every resident event removed from 04:00 until 4 h after the resident's usual
+  getting-up time that morning (label from the usual time);
+- `night_wandering`: the front door opened and closed between 01:00 and 04:00, and nothing
+  indoors for the hour after;
+- `uti`: night-time toilet trips growing over a week (1, 1, 2, 2, 3, 3, 3 extra a night):
+  out of bed (where there is a mat), the bathroom sensor, a flush, back to bed;
+- `skipped_meals`: four days with no use of the kitchen's devices from 06:00 to 22:00.
+A kind a view has no sensor for is not injected there. Crises fall after the first week
+(left for learning) where the recording is long enough. Same bundle and seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from telecare.reading import Reading, format_ts, parse_jsonl_line
+
+RESIDENT = frozenset({"motion", "contact", "bed", "chair", "flush", "power", "button"})
+VIEWS: dict[str, frozenset[str] | None] = {
+    "full": None,
+    "contacts": frozenset({"contact", "power", "flush"}),
+    "pirs": frozenset({"motion"}),
+}
+KINDS = ("long_lie", "not_up", "night_wandering", "uti", "skipped_meals")
+LIE = timedelta(hours=8)
+KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
+
+
+@dataclass
+class Home:
+    home: str
+    description: dict[str, Any]
+    readings: list[Reading]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.description["timezone"])
+
+    def devices(self) -> list[dict[str, Any]]:
+        return list(self.description.get("devices", []))
+
+
+def _local(d: date, t: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, t, tzinfo=tz)
+
+
+def _rename(readings: list[Reading], home: str) -> list[Reading]:
+    return [Reading(home, r.device, r.kind, r.value, r.ts, r.seq, r.battery) for r in readings]
+
+
+def _view(home: Home, view: str) -> Home | None:
+    kinds = VIEWS[view]
+    if kinds is None:
+        return home
+    keep = [d for d in home.devices() if d["kind"] in kinds or d["kind"] not in RESIDENT]
+    if not any(d["kind"] in kinds for d in keep):
+        return None
+    ids = {d["id"] for d in keep}
+    return Home(home.home, {**home.description, "devices": keep},
+                [r for r in home.readings if r.device in ids])
+
+
+def usual_up(home: Home) -> time:
+    """The resident's usual getting-up time, worked out from the readings apart from the
+    detector: per morning, the first resident event from 05:00 followed by three more in the
+    hour; the median over mornings."""
+    tz = home.tz
+    by_day: dict[date, list[datetime]] = defaultdict(list)
+    for r in home.readings:
+        if r.kind in RESIDENT:
+            local = r.ts.astimezone(tz)
+            if 5 <= local.hour < 14:
+                by_day[local.date()].append(local)
+    ups = []
+    for times in by_day.values():
+        times.sort()
+        for i, t in enumerate(times):
+            if sum(1 for u in times[i + 1:] if u - t <= timedelta(hours=1)) >= 3:
+                ups.append(t.hour * 60 + t.minute)
+                break
+    minutes = int(statistics.median(ups)) if ups else 8 * 60
+    return time(minutes // 60, minutes % 60)
+
+
+def _days(home: Home) -> list[date]:
+    tz = home.tz
+    first = min(r.ts for r in home.readings).astimezone(tz).date()
+    last = max(r.ts for r in home.readings).astimezone(tz).date()
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    inner = days[1:-1] or days
+    return [d for d in inner if (d - first).days >= 7] or inner
+
+
+def _without(readings: list[Reading], start: datetime, end: datetime,
+             which: Callable[[Reading], bool] = lambda r: r.kind in RESIDENT) -> list[Reading]:
+    return [r for r in readings if not (start <= r.ts < end and which(r))]
+
+
+def _device(home: Home, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    return next((d for d in home.devices() if pred(d)), None)
+
+
+Injected = tuple[list[Reading], dict[str, Any]]
+
+
+def long_lie(home: Home, rng: random.Random) -> Injected | None:
+    tz = home.tz
+    resident = sorted((r for r in home.readings if r.kind in RESIDENT), key=lambda r: r.ts)
+    doors = {d["id"] for d in home.devices() if d.get("role") in ("front_door", "back_door")}
+    days = _days(home)
+    for _ in range(200):
+        moment = _local(rng.choice(days), time(rng.randrange(10, 19), rng.randrange(60)), tz)
+        before = [r for r in resident if moment - timedelta(hours=1) <= r.ts <= moment]
+        if len(before) < 2 or any(r.device in doors for r in before):
+            continue
+        onset = before[-1].ts
+        return (_without(home.readings, onset + timedelta(microseconds=1), onset + LIE),
+                {"start": onset, "end": onset + LIE})
+    return None
+
+
+def not_up(home: Home, rng: random.Random) -> Injected | None:
+    usual = usual_up(home)
+    day = rng.choice(_days(home))
+    start = _local(day, usual, home.tz)
+    return (_without(home.readings, _local(day, time(4), home.tz), start + timedelta(hours=4)),
+            {"start": start, "end": start + timedelta(hours=4),
+             "usual_up": usual.strftime("%H:%M")})
+
+
+def night_wandering(home: Home, rng: random.Random) -> Injected | None:
+    door = _device(home, lambda d: d.get("role") == "front_door")
+    if door is None:
+        return None
+    at = _local(rng.choice(_days(home)), time(rng.randrange(1, 4), rng.randrange(60)),
+                home.tz)
+    out = _without(home.readings, at - timedelta(minutes=5), at + timedelta(hours=1))
+    out += [Reading(home.home, door["id"], door["kind"], 1.0, at),
+            Reading(home.home, door["id"], door["kind"], 0.0, at + timedelta(seconds=10))]
+    return out, {"start": at, "end": at + timedelta(hours=1)}
+
+
+def uti(home: Home, rng: random.Random) -> Injected | None:
+    bed = _device(home, lambda d: d["kind"] == "bed")
+    flush = _device(home, lambda d: d["kind"] == "flush")
+    if bed is None and flush is None:
+        return None
+    pir = _device(home, lambda d: d["kind"] == "motion" and d.get("room") == "bathroom")
+    days = _days(home)
+    first = rng.choice(days[: max(1, len(days) - 7)])
+    out = list(home.readings)
+    for night, extra in enumerate((1, 1, 2, 2, 3, 3, 3)):
+        for _ in range(extra):
+            t = _local(first + timedelta(days=night + 1), time(rng.randrange(1, 5),
+                                                               rng.randrange(60)), home.tz)
+            if bed is not None:
+                out += [Reading(home.home, bed["id"], "bed", 0.0, t),
+                        Reading(home.home, bed["id"], "bed", 1.0, t + timedelta(minutes=6))]
+            if pir is not None:
+                out.append(Reading(home.home, pir["id"], "motion", 1.0,
+                                   t + timedelta(minutes=1)))
+            if flush is not None:
+                out.append(Reading(home.home, flush["id"], "flush", 1.0,
+                                   t + timedelta(minutes=3)))
+    start = _local(first + timedelta(days=1), time(0), home.tz)
+    return out, {"start": start, "end": start + timedelta(days=6, hours=6)}
+
+
+def skipped_meals(home: Home, rng: random.Random) -> Injected | None:
+    kitchen = {d["id"] for d in home.devices() if d["kind"] in RESIDENT and (
+        d.get("role") in KITCHEN_ROLES or d.get("room") == "kitchen")}
+    if not kitchen or not any(d.get("role") in KITCHEN_ROLES for d in home.devices()):
+        return None
+    days = _days(home)
+    first = rng.choice(days[: max(1, len(days) - 4)])
+    out = list(home.readings)
+    for i in range(4):
+        d = first + timedelta(days=i)
+        out = _without(out, _local(d, time(6), home.tz), _local(d, time(22), home.tz),
+                       lambda r: r.device in kitchen)
+    start = _local(first, time(6), home.tz)
+    return out, {"start": start, "end": _local(first + timedelta(days=3), time(22), home.tz)}
+
+
+INJECTORS: dict[str, Callable[[Home, random.Random], Injected | None]] = {
+    "long_lie": long_lie, "not_up": not_up, "night_wandering": night_wandering,
+    "uti": uti, "skipped_meals": skipped_meals}
+
+
+def read_bundle(bundle: Path) -> list[Home]:
+    by_home: dict[str, list[Reading]] = defaultdict(list)
+    with open(bundle / "readings.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = parse_jsonl_line(line)
+                by_home[r.home].append(r)
+    homes = []
+    for path in sorted((bundle / "homes").glob("*.y*ml")):
+        description = yaml.safe_load(path.read_text(encoding="utf-8"))
+        homes.append(Home(description["home"], description, by_home.get(description["home"],
+                                                                          [])))
+    return homes
+
+
+def inject(bundle: Path, out: Path, seed: int, copies: int = 3,
+           kinds: tuple[str, ...] = KINDS) -> dict[str, int]:
+    """Write the injected bundle; returns how many labels of each kind."""
+    (out / "homes").mkdir(parents=True, exist_ok=True)
+    readings: list[Reading] = []
+    labels: list[dict[str, Any]] = []
+    made: dict[str, int] = defaultdict(int)
+
+    def add(home: Home, home_id: str, rows: list[Reading]) -> None:
+        description = {**home.description, "home": home_id}
+        (out / "homes" / f"{home_id}.yaml").write_text(
+            yaml.safe_dump(description, sort_keys=False, default_flow_style=None))
+        readings.extend(_rename(rows, home_id))
+
+    for recorded in read_bundle(bundle):
+        if not recorded.readings:
+            continue
+        for view in VIEWS:
+            home = _view(recorded, view)
+            if home is None:
+                continue
+            reference = recorded.home if view == "full" else f"{recorded.home}-{view}"
+            add(home, reference, home.readings)
+            for kind in kinds:
+                for i in range(copies):
+                    rng = random.Random(f"{seed}:{recorded.home}:{view}:{kind}:{i}")
+                    done = INJECTORS[kind](home, rng)
+                    if done is None:
+                        continue
+                    rows, span = done
+                    copy_id = f"{reference}-{kind.replace('_', '')}{i}"[:64]
+                    add(home, copy_id, rows)
+                    labels.append({"home": copy_id, "kind": kind,
+                                   "start": format_ts(span.pop("start")),
+                                   "end": format_ts(span.pop("end")),
+                                   "detail": {"reference": reference, "view": view, **span}})
+                    made[kind] += 1
+    readings.sort(key=lambda r: (r.ts, r.home, r.device))
+    with open(out / "readings.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(r.to_jsonl() + "\n" for r in readings)
+    with open(out / "labels.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(lab) + "\n" for lab in labels)
+    return dict(made)
