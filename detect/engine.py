@@ -46,6 +46,7 @@ class HomeDetector:
         self.rules: list[Rule] = build_rules(home)
         self.last_seen: datetime | None = None  # latest event time of this home's readings
         self.errors: Counter[str] = errors if errors is not None else Counter()
+        self.self_reporting = any(d.kind in SELF_REPORTING for d in home.devices)
         self.reported: set[str] = set()  # rules whose failure was raised as an alert
         self.failed_deadline: dict[str, datetime] = {}  # rule -> deadline whose handler failed
 
@@ -142,8 +143,11 @@ class HomeDetector:
 
 # A home heard nothing from for this long is offline, not inactive: its timers wait for its
 # next reading instead of firing on other homes' time. (Its own heartbeats and thermometers
-# keep its clock going while it is online.)
+# keep its clock going while it is online.) A home with no device that reports on its own
+# (no gateway heartbeat, no thermometer) is silent every night: a late riser in a real home
+# was silent 13 h from bed to rising, so such homes are given twice as long.
 SILENCE_LIMIT = timedelta(hours=12)
+SELF_REPORTING = frozenset({"heartbeat", "temperature", "humidity"})
 
 
 class Detector:
@@ -173,6 +177,9 @@ class Detector:
         if deadline is not None:
             heapq.heappush(self._timers, (deadline, home))
 
+    def _silence(self, detector: HomeDetector) -> timedelta:
+        return self.silence_limit if detector.self_reporting else 2 * self.silence_limit
+
     def _home_clock_moved(self, home: str, clock: datetime) -> None:
         """Keep the two latest home clocks (each home's clock only moves forward)."""
         top = [(t, h) for t, h in self._top if h != home]
@@ -197,7 +204,7 @@ class Detector:
             if last is not None:
                 # The home's own time moves: its deadlines before this reading fire first
                 # (none past the silence limit: an offline home is not judged inactive).
-                limit = last + self.silence_limit
+                limit = last + self._silence(detector)
                 out.extend(detector.fire_due(min(reading.ts, limit),
                                              inclusive=reading.ts > limit))
             detector.last_seen = reading.ts
@@ -228,7 +235,7 @@ class Detector:
             if detector.next_deadline() != deadline:
                 continue  # stale: the home's deadline moved since this was scheduled
             if detector.last_seen is not None and deadline > detector.last_seen + \
-                    self.silence_limit:
+                    self._silence(detector):
                 continue  # offline: rescheduled when the home is heard from again
             out.extend(detector.fire_due(deadline, inclusive=True))
             self.touched.add(home)

@@ -138,8 +138,12 @@ class Inactivity(Rule):
     def _threshold(self, last: Activity) -> timedelta:
         # Sitting in a chair with a pressure mat (watching TV, dozing) is resting, not lying
         # on the floor: allow longer, but not for ever.
-        limit, _ = self.learned(last.ts)
-        return max(limit, self.settings.resting_threshold) if last.in_chair else limit
+        # Once their own spells are learned they include the chair's (the same resident's
+        # ordinary afternoon in front of the television): the learned limit serves for both.
+        limit, longest = self.learned(last.ts)
+        if last.in_chair and longest is None:
+            return max(limit, self.settings.resting_threshold)
+        return limit
 
     def next_deadline(self) -> datetime | None:
         return None if self.open is not None else self._deadline
