@@ -47,6 +47,7 @@ class HomeDetector:
         self.last_seen: datetime | None = None  # latest event time of this home's readings
         self.errors: Counter[str] = errors if errors is not None else Counter()
         self.self_reporting = any(d.kind in SELF_REPORTING for d in home.devices)
+        self.deadline: datetime | None = None  # next_deadline() as of the last scheduling
         self.reported: set[str] = set()  # rules whose failure was raised as an alert
         self.failed_deadline: dict[str, datetime] = {}  # rule -> deadline whose handler failed
 
@@ -85,7 +86,7 @@ class HomeDetector:
         except Exception:
             self.errors[rule.name] += 1
             return None
-        if d is not None and self.failed_deadline.get(rule.name) == d:
+        if d is not None and self.failed_deadline and self.failed_deadline.get(rule.name) == d:
             return None  # its handler failed at this deadline: wait until it moves
         return d
 
@@ -173,8 +174,10 @@ class Detector:
         return found
 
     def _schedule(self, home: str) -> None:
-        deadline = self.homes[home].next_deadline()
-        if deadline is not None:
+        detector = self.homes[home]
+        previous = detector.deadline
+        deadline = detector.deadline = detector.next_deadline()
+        if deadline is not None and deadline != previous:  # an unchanged one is queued
             heapq.heappush(self._timers, (deadline, home))
 
     def _silence(self, detector: HomeDetector) -> timedelta:
@@ -204,9 +207,13 @@ class Detector:
             if last is not None:
                 # The home's own time moves: its deadlines before this reading fire first
                 # (none past the silence limit: an offline home is not judged inactive).
+                # (Rules change their deadlines only when observed or woken, after which the
+                # home is scheduled again: the cached deadline says whether any is due.)
                 limit = last + self._silence(detector)
-                out.extend(detector.fire_due(min(reading.ts, limit),
-                                             inclusive=reading.ts > limit))
+                due = detector.deadline
+                if due is not None and due <= min(reading.ts, limit):
+                    out.extend(detector.fire_due(min(reading.ts, limit),
+                                                 inclusive=reading.ts > limit))
             detector.last_seen = reading.ts
             self._home_clock_moved(reading.home, reading.ts)
         shared = self.shared_clock()
@@ -232,7 +239,7 @@ class Detector:
                 break
             heapq.heappop(self._timers)
             detector = self.homes[home]
-            if detector.next_deadline() != deadline:
+            if detector.deadline != deadline:
                 continue  # stale: the home's deadline moved since this was scheduled
             if detector.last_seen is not None and deadline > detector.last_seen + \
                     self._silence(detector):

@@ -60,6 +60,7 @@ class DeviceHealth(Rule):
         # check-in). A reed switch or mat that reports only changes never repeats itself.
         self.values: dict[str, float] = {}
         self.repeats: dict[str, list[int]] = {}
+        self._is_regular: dict[str, bool] = {}  # cached: changes only when the device reports
 
     def _limit(self, device: str) -> timedelta:
         found = self._limits.get(device)
@@ -73,6 +74,12 @@ class DeviceHealth(Rule):
         return found
 
     def _regular(self, device: str) -> bool:
+        found = self._is_regular.get(device)
+        if found is None:
+            found = self._is_regular[device] = self._judge_regular(device)
+        return found
+
+    def _judge_regular(self, device: str) -> bool:
         """Has this device shown that it reports on a schedule? Many contacts, mats and
         plugs report only changes: hours of silence at night are normal for them. Only a
         device whose recent gaps all stayed within twice its kind's interval is judged."""
@@ -106,6 +113,7 @@ class DeviceHealth(Rule):
                         self._limits.pop(key, None)  # relearn the usual interval now and then
                 self.last[key] = reading.ts
                 self.kind[key] = reading.kind
+                self._is_regular.pop(key, None)
                 if reading.kind in STATE_KINDS:
                     seen = self.repeats.setdefault(key, [])
                     seen.append(int(self.values.get(key) == reading.value))
@@ -226,4 +234,5 @@ class DeviceHealth(Rule):
         self.offline = {d: Alert.from_json_obj(a) for d, a in state.get("offline", {}).items()}
         self.low = {d: Alert.from_json_obj(a) for d, a in state.get("low", {}).items()}
         self._limits = {}
+        self._is_regular = {}
         self._recompute()

@@ -53,6 +53,7 @@ class Inactivity(Rule):
         self.spells: list[list[float]] = []
         self.first_day: int | None = None  # local day ordinal of the first activity seen
         self.pending: tuple[datetime, str] | None = None  # first sign of life after going out
+        self._cache: dict[tuple[int, int], tuple[timedelta, timedelta | None]] = {}
 
     def _learn(self, last: Activity | None, now: datetime, flagged: bool) -> None:
         day = now.astimezone(self.tz).toordinal()
@@ -68,15 +69,24 @@ class Inactivity(Rule):
         self.spells.append([local.toordinal(), round(local.hour + local.minute / 60, 2),
                             round(quiet.total_seconds() / 60, 1)])
         self.spells = [s for s in self.spells if s[0] > day - KEEP_DAYS]
+        self._cache.clear()
 
     def learned(self, at: datetime) -> tuple[timedelta, timedelta | None]:
         """The limit for a quiet spell that starts at `at`, and the longest ordinary spell
         it rests on (None while learning, or with no spell near that time of day)."""
-        day = at.astimezone(self.tz).toordinal()
+        local = at.astimezone(self.tz)
+        day = local.toordinal()
         if self.first_day is None or day - self.first_day < LEARN_DAYS:
             return self.threshold, None
-        local = at.astimezone(self.tz)
-        hour = local.hour + local.minute / 60
+        # Asked at every activity: the answer for this day and quarter hour is kept until a
+        # new spell is learned.
+        key = (day, local.hour * 4 + local.minute // 15)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._learned(day, local.hour + local.minute / 60)
+        return found
+
+    def _learned(self, day: int, hour: float) -> tuple[timedelta, timedelta | None]:
         near = [m for d, h, m in self.spells if d > day - KEEP_DAYS and
                 min(abs(h - hour), 24 - abs(h - hour)) <= NEAR_HOURS]
         if not near:
