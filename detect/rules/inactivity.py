@@ -49,7 +49,8 @@ class Inactivity(Rule):
         self.threshold = settings.sparse_threshold if self.sparse else settings.threshold
         self.ceiling = settings.sparse_threshold if self.sparse else \
             max(settings.threshold, settings.resting_threshold)
-        # The resident's quiet spells at home: [local day ordinal, start hour, waking minutes].
+        # The resident's quiet spells at home: [local day ordinal, start hour, waking minutes,
+        # 1 if it lay wholly within one day's waking hours].
         self.spells: list[list[float]] = []
         self.first_day: int | None = None  # local day ordinal of the first activity seen
         self.pending: tuple[datetime, str] | None = None  # first sign of life after going out
@@ -66,8 +67,10 @@ class Inactivity(Rule):
         if quiet < SHORTEST_KEPT:
             return
         local = last.ts.astimezone(self.tz)
+        by_day = int(local.date() == now.astimezone(self.tz).date() and
+                     quiet == now - last.ts)  # all of it inside one day's waking hours
         self.spells.append([local.toordinal(), round(local.hour + local.minute / 60, 2),
-                            round(quiet.total_seconds() / 60, 1)])
+                            round(quiet.total_seconds() / 60, 1), by_day])
         self.spells = [s for s in self.spells if s[0] > day - KEEP_DAYS]
         self._cache.clear()
 
@@ -87,11 +90,17 @@ class Inactivity(Rule):
         return found
 
     def _learned(self, day: int, hour: float) -> tuple[timedelta, timedelta | None]:
-        near = [m for d, h, m in self.spells if d > day - KEEP_DAYS and
-                min(abs(h - hour), 24 - abs(h - hour)) <= NEAR_HOURS]
-        if not near:
+        # The longest of their spells that began near this time of day (an evening's spell
+        # runs on into the morning's waking hours), and never less than the longest they
+        # had wholly by day at any time: a few weeks hold too few spells of each hour to
+        # trust one hour's longest alone.
+        recent = [sp for sp in self.spells if sp[0] > day - KEEP_DAYS]
+        near = [sp[2] for sp in recent if min(abs(sp[1] - hour), 24 - abs(sp[1] - hour))
+                <= NEAR_HOURS]
+        by_day = [sp[2] for sp in recent if len(sp) > 3 and sp[3]]
+        if not near and not by_day:
             return self.settings.threshold, timedelta(0)
-        longest = timedelta(minutes=max(near))
+        longest = timedelta(minutes=max(near + by_day))
         limit = min(max(longest + MARGIN, self.settings.threshold), self.ceiling)
         return limit, longest
 

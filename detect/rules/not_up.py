@@ -28,7 +28,9 @@ from telecare.reading import Reading, format_ts, parse_ts
 SUSTAINED = timedelta(minutes=20)
 SUSTAINED_SPARSE = timedelta(minutes=1)  # doors and plugs only: a second use, a minute on
 QUIET = timedelta(minutes=60)
-CONFIRM = timedelta(hours=2)  # getting up is undone by a return to bed within this
+# Getting up is undone by a return to bed (or, with motion sensors, an hour's silence) that
+# begins within this of it: a trip or a night out ending. Later, it is a nap.
+CONFIRM = timedelta(minutes=45)
 MORNING_START = 4  # local hour: activity from here on may be getting up
 MORNING_END = 15
 EARLIEST_DEADLINE = time(6, 30)  # never call someone "not up" before this
@@ -124,10 +126,11 @@ class NotUp(Rule):
             self._roll(day, activity.ts)
         last, self.last_act = self.last_act, activity.ts
         self.out = activity.exit_door
-        if self.up_at is not None and self.open is None and activity.ts < self.up_at + \
-                CONFIRM and activity.ts < self._day_deadline(day) and (activity.in_bed or (
-                    self.sustained == SUSTAINED and last is not None and
-                    activity.ts - last > QUIET)):
+        if self.up_at is not None and self.open is None and \
+                activity.ts < self._day_deadline(day) and (
+                    (activity.in_bed and activity.ts < self.up_at + CONFIRM) or (
+                        self.sustained == SUSTAINED and last is not None and
+                        last < self.up_at + CONFIRM and activity.ts - last > QUIET)):
             # Back to bed, or (where motion sensors would see someone up) an hour's silence,
             # soon after: that was a trip in the night or an early wander (a night out
             # ending), not getting up. Keep watching. (In a home of doors and plugs an hour
