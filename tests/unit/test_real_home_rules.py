@@ -1,0 +1,144 @@
+"""What real recordings taught the rules: each resident's own limits, and sensors as they
+really behave (mats left pressed, reed switches that report only changes, a motion sensor
+misfiring in an empty home, a resident who goes out at night)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from detect.engine import Detector
+from tests.builders import config_for, every, only, reading
+from tests.unit.test_routine_rules import START, at, day_of_life, run
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+
+
+def quiet_afternoons(n: int, quiet_h: float) -> list:
+    """Ordinary days, each with an afternoon in which nothing stirs for `quiet_h` hours."""
+    out = []
+    for i in range(n):
+        day = START + timedelta(days=i)
+        out += [r for r in day_of_life(day)
+                if not (at(day, "13:00") < r.ts < at(day, "13:00") + quiet_h * H)
+                or r.kind == "heartbeat"]
+    return out
+
+
+def test_the_inactivity_limit_is_learned_from_the_residents_own_quiet_spells(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("inactivity"))
+    # Two weeks of afternoons with 4 h of quiet: the plan's 3 h would call each a long lie.
+    readings = quiet_afternoons(14, 4.0)
+    alerts = run(Detector(config), readings)
+    learning = [a for a in alerts if a.evidence.get("longest_ordinary_minutes") is None]
+    learned = [a for a in alerts if a.evidence.get("longest_ordinary_minutes") is not None]
+    assert len(learning) >= 1  # the first week: the plan's limit, and it says so
+    assert "while their own routine is being learned" in learning[0].message
+    assert learned == []  # from the second week their own afternoons are ordinary
+    # A fall at 13:00 on day 15: caught just past their longest ordinary spell.
+    fall_day = START + timedelta(days=14)
+    lie = [r for r in day_of_life(fall_day) if r.ts <= at(fall_day, "13:00")
+           or r.kind == "heartbeat"]
+    detector = Detector(config)
+    out = run(detector, readings + lie)
+    caught = [a for a in out if a.raised_at.date() == fall_day]
+    assert len(caught) == 1
+    longest = caught[0].evidence["longest_ordinary_minutes"]
+    assert longest >= 240  # their afternoons (the gap between events is a little longer)
+    assert caught[0].evidence["threshold_minutes"] == min(longest + 30, 360)
+    assert "longer than any ordinary quiet spell of theirs" in caught[0].message
+
+
+def test_a_lone_motion_sensor_after_the_door_does_not_bring_the_resident_home(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("inactivity"))
+    day = START
+    out = [reading("kitchen-pir", "motion", 1, at(day, "09:00")),
+           reading("front-door", "contact", 1, at(day, "09:30")),
+           reading("front-door", "contact", 0, at(day, "09:30") + M)]
+    # The kitchen sensor misfires every minute for an hour in the empty home.
+    out += [reading("kitchen-pir", "motion", 1, t)
+            for t in every(at(day, "11:00"), at(day, "12:00"), M)]
+    out += [reading("hub", "heartbeat", 1, t) for t in every(at(day, "09:00"),
+                                                              at(day, "20:00"), 5 * M)]
+    assert run(Detector(config), out) == []
+    # A second device stirring is someone home: then the clock runs.
+    out.append(reading("bedroom-pir", "motion", 1, at(day, "12:01")))
+    alerts = run(Detector(config), out)
+    assert [a.rule for a in alerts] == ["inactivity"]
+
+
+def test_a_mat_left_pressed_does_not_keep_the_resident_in_bed(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("inactivity"))
+    day = START
+    out = [reading("bed-mat", "bed", 1, at(day, "08:00")),  # a bag on the bed, say
+           reading("kitchen-pir", "motion", 1, at(day, "09:00"))]
+    out += [reading("hub", "heartbeat", 1, t) for t in every(at(day, "09:00"),
+                                                              at(day, "14:00"), 5 * M)]
+    alerts = run(Detector(config), out)
+    assert [(a.rule, a.raised_at) for a in alerts] == [("inactivity", at(day, "12:00"))]
+
+
+def test_a_trip_in_the_night_and_back_to_bed_is_not_getting_up_but_a_nap_later_is(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up"))
+    base = []
+    for i in range(10):
+        base += day_of_life(START + timedelta(days=i))
+    late = START + timedelta(days=10)
+    # 05:00 up for 25 min (a trip, pottering), back to bed, then stays there.
+    trip = [reading("bed-mat", "bed", 0, at(late, "05:00"))]
+    trip += [reading("kitchen-pir", "motion", 1, t)
+             for t in every(at(late, "05:01"), at(late, "05:26"), 2 * M)]
+    trip.append(reading("bed-mat", "bed", 1, at(late, "05:27")))
+    lie_in = [r for r in day_of_life(late, up=None)]
+    alerts = run(Detector(config), base + lie_in + trip)
+    assert [a.raised_at for a in alerts] == [at(late, "09:30")]
+    # Up at 07:30 and active an hour, then a nap: that morning was a getting up.
+    nap = [r for r in day_of_life(late) if r.ts < at(late, "08:40")]
+    nap.append(reading("bed-mat", "bed", 1, at(late, "08:45")))
+    nap += [reading("hub", "heartbeat", 1, t) for t in every(at(late, "08:45"),
+                                                              at(late, "12:00"), 5 * M)]
+    assert run(Detector(config), base + nap) == []
+
+
+def test_going_out_at_night_is_learned_from_night_time_homecomings(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_door"))
+
+    def outing(day: date, leave: str, back: str) -> list:
+        return [reading("kitchen-pir", "motion", 1, at(day, leave) - 5 * M),
+                reading("front-door", "contact", 1, at(day, leave)),
+                reading("front-door", "contact", 0, at(day, leave) + M),
+                reading("front-door", "contact", 1, at(day + timedelta(days=1), back)),
+                reading("front-door", "contact", 0, at(day + timedelta(days=1), back) + M),
+                reading("kitchen-pir", "motion", 1, at(day + timedelta(days=1), back) + 2 * M)]
+
+    nights = [r for i in range(3) for r in outing(START + timedelta(days=i), "21:00", "02:30")]
+    beats = [reading("hub", "heartbeat", 1, t) for t in
+             every(at(START, "00:00"), at(START + timedelta(days=6), "00:00"), 5 * M)]
+    # Then a door at 03:00 on night 5: they come back at 04:00, before the night is over.
+    tonight = START + timedelta(days=5)
+    walk = [reading("front-door", "contact", 1, at(tonight, "03:00")),
+            reading("front-door", "contact", 0, at(tonight, "03:00") + M),
+            reading("front-door", "contact", 1, at(tonight, "04:00")),
+            reading("kitchen-pir", "motion", 1, at(tonight, "04:02"))]
+    assert run(Detector(config), nights + beats + walk) == []
+    # Without that history the same door is an alert at 03:15.
+    alerts = run(Detector(config), beats + walk)
+    assert [a.raised_at for a in alerts] == [at(tonight, "03:15")]
+
+
+def test_a_reed_switch_that_reports_only_changes_is_never_called_offline(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("device_health"))
+    out = []
+    for i in range(6):  # a busy door by day, silent by night, for six days
+        day = START + timedelta(days=i)
+        for j, t in enumerate(every(at(day, "08:00"), at(day, "20:00"), 20 * M)):
+            out.append(reading("front-door", "contact", j % 2, t))
+    out += [reading("hub", "heartbeat", 1, t) for t in
+            every(at(START, "00:00"), at(START + timedelta(days=6), "00:00"), 5 * M)]
+    alerts = run(Detector(config), out)
+    assert [a for a in alerts if a.evidence.get("device") == "front-door"] == []
