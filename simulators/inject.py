@@ -125,15 +125,37 @@ def _device(home: Home, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any
 Injected = tuple[list[Reading], dict[str, Any]]
 
 
+def _acts(readings: list[Reading]) -> list[Reading]:
+    """The resident's doings: events, and state changes (a device repeating its state, a
+    check-in, is not one; a plug counts when it switches on)."""
+    last: dict[str, float] = {}
+    out = []
+    for r in sorted(readings, key=lambda r: r.ts):
+        if r.kind not in RESIDENT:
+            continue
+        if r.kind in ("motion", "flush", "button"):
+            if r.value >= 1:
+                out.append(r)
+            continue
+        prev = last.get(r.device)
+        last[r.device] = r.value
+        if r.kind == "power":
+            if r.value >= 20 and (prev is None or prev < 20):
+                out.append(r)
+        elif prev is None or r.value != prev:
+            out.append(r)
+    return out
+
+
 def long_lie(home: Home, rng: random.Random) -> Injected | None:
     tz = home.tz
-    resident = sorted((r for r in home.readings if r.kind in RESIDENT), key=lambda r: r.ts)
+    resident = _acts(home.readings)
     doors = {d["id"] for d in home.devices() if d.get("role") in ("front_door", "back_door")}
     days = _days(home)
     for _ in range(200):
         moment = _local(rng.choice(days), time(rng.randrange(10, 19), rng.randrange(60)), tz)
         before = [r for r in resident if moment - timedelta(hours=1) <= r.ts <= moment]
-        if len(before) < 2 or any(r.device in doors for r in before):
+        if len(before) < 2 or before[-1].device in doors:
             continue
         onset = before[-1].ts
         return (_without(home.readings, onset + timedelta(microseconds=1), onset + LIE),

@@ -1,0 +1,39 @@
+"""`telecare inject`: crises injected into copies of a recorded home, beside the reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from detect.evaluate import evaluate
+from simulators.inject import RESIDENT, inject, read_bundle
+from tests.unit.test_backtest import simulate
+
+
+def test_copies_carry_one_labelled_crisis_each_and_the_reference_is_the_recording(
+        tmp_path: Path) -> None:
+    bundle = simulate(tmp_path / "b", "--homes", "1", "--days", "12", "--seed", "41",
+                      "--rate", "0", "--layout", "full")
+    made = inject(bundle, tmp_path / "inj", seed=3, copies=1)
+    assert made == {"long_lie": 3, "not_up": 3, "night_wandering": 2, "uti": 2,
+                    "skipped_meals": 2}  # the PIR-only view has no door, flush or kitchen
+    homes = {h.home: h for h in read_bundle(tmp_path / "inj")}
+    original = read_bundle(bundle)[0]
+    assert [r.ts for r in homes["h001"].readings] == sorted(r.ts for r in original.readings)
+    labels = [json.loads(x) for x in (tmp_path / "inj" / "labels.jsonl").read_text()
+              .splitlines()]
+    lie = next(lab for lab in labels if lab["kind"] == "long_lie" and
+               lab["detail"]["view"] == "full")
+    copy = homes[lie["home"]]
+    inside = [r for r in copy.readings if lie["start"] < r.ts.isoformat().replace(
+        "+00:00", "Z") < lie["end"]]
+    assert inside and not [r for r in inside if r.kind in RESIDENT]  # heartbeats go on
+    pirs = homes["h001-pirs"]
+    assert {d["kind"] for d in pirs.devices()} <= {"motion", "temperature", "heartbeat",
+                                                  "humidity"}
+    # Same bundle, same seed: same bytes.
+    inject(bundle, tmp_path / "again", seed=3, copies=1)
+    assert (tmp_path / "inj" / "readings.jsonl").read_bytes() == \
+        (tmp_path / "again" / "readings.jsonl").read_bytes()
+    ev = evaluate(tmp_path / "inj")
+    assert ev.kinds["long_lie [full]"].caught == 1
