@@ -179,6 +179,11 @@ def night_wandering(home: Home, rng: random.Random) -> Injected | None:
     at = _local(rng.choice(_days(home)), time(rng.randrange(1, 4), rng.randrange(60)),
                 home.tz)
     out = _without(home.readings, at - timedelta(minutes=5), at + timedelta(hours=1))
+    before = [r for r in out if r.device == door["id"] and r.ts < at]
+    if before and max(before, key=lambda r: r.ts).value >= 1:
+        # The recording has the door standing open (a reed switch left on): shut it first,
+        # so that the injected opening is an opening.
+        out.append(Reading(home.home, door["id"], door["kind"], 0.0, at - timedelta(seconds=20)))
     out += [Reading(home.home, door["id"], door["kind"], 1.0, at),
             Reading(home.home, door["id"], door["kind"], 0.0, at + timedelta(seconds=10))]
     return out, {"start": at, "end": at + timedelta(hours=1)}
