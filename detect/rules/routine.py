@@ -246,19 +246,46 @@ class NightToilet(DailyPattern):
 
 
 class Meals(DailyPattern):
-    """Kitchen use through the day: the kettle or microwave switched on, the fridge opened."""
+    """Kitchen use through the day: the kettle or microwave switched on, the fridge, a
+    cupboard or a drawer opened, and, where a motion sensor watches the kitchen, each visit
+    to it (movement after `VISIT_GAP` without any) where nothing else in the kitchen is
+    watched. Real homes have cupboard contacts or a kitchen motion sensor more often than a
+    kettle plug."""
 
     name = "meals"
     ROLES = ("kettle", "fridge", "microwave")
+    VISIT_GAP = timedelta(minutes=10)
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home, settings)
-        self.kitchen = {d.id for d in home.devices if d.role in self.ROLES}
+        self.kitchen = {d.id for d in home.devices if d.role in self.ROLES or (
+            d.room == "kitchen" and d.kind in ("contact", "power"))}
+        if not self.kitchen:  # a motion sensor is the kitchen's only witness: its visits
+            self.kitchen = {d.id for d in home.devices
+                            if d.room == "kitchen" and d.kind == "motion"}
+        self.motion = {d.id for d in home.devices if d.id in self.kitchen and
+                       d.kind == "motion"}
+        names = sorted({(d.role or d.kind).replace("_", " ") for d in home.devices
+                        if d.id in self.kitchen})
+        self.words = ", ".join(n.replace("contact", "cupboards").replace(
+            "motion", "movement in the kitchen") for n in names)
+        self.last_visit: datetime | None = None
 
     def counts(self, reading: Reading, activity: Activity | None) -> float:
         if activity is None or activity.device not in self.kitchen:
             return 0.0
+        if activity.device in self.motion:
+            last, self.last_visit = self.last_visit, activity.ts
+            return 1.0 if last is None or activity.ts - last >= self.VISIT_GAP else 0.0
         return 1.0 if activity.what.endswith(("switched on", "opened")) else 0.0
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(),
+                "last_visit": format_ts(self.last_visit) if self.last_visit else None}
+
+    def load(self, state: dict[str, Any]) -> None:
+        super().load(state)
+        self.last_visit = parse_ts(state["last_visit"]) if state.get("last_visit") else None
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         if not self.kitchen or not self.baseline.ready():
@@ -275,7 +302,7 @@ class Meals(DailyPattern):
             return []
         if self.flag_streak >= 2:
             return [self._alert(now, (
-                f"Only {value:g} uses of the kettle, fridge or microwave today, the second day "
+                f"Only {value:g} uses of the kitchen ({self.words}) today, the second day "
                 f"running well below usual ({self.baseline.usual_range()} a day; median "
                 f"{usual:g} over {len(self.baseline.values())} days). The resident may be "
                 "skipping meals and drinks: ask, and check there is food in."),

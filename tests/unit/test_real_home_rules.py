@@ -142,3 +142,26 @@ def test_a_reed_switch_that_reports_only_changes_is_never_called_offline(
             every(at(START, "00:00"), at(START + timedelta(days=6), "00:00"), 5 * M)]
     alerts = run(Detector(config), out)
     assert [a for a in alerts if a.evidence.get("device") == "front-door"] == []
+
+
+def test_a_kitchen_watched_only_by_a_motion_sensor_still_shows_skipped_meals(
+        tmp_path: Path) -> None:
+    devices = [{"id": "kitchen-pir", "kind": "motion", "room": "kitchen"},
+               {"id": "hall-pir", "kind": "motion", "room": "hall"},
+               {"id": "hub", "kind": "heartbeat", "room": "hall"}]
+    config = config_for(tmp_path, rules=only("meals"), devices=devices)
+
+    def day(d: date, visits: int) -> list:
+        out = [reading("hub", "heartbeat", 1, t) for t in every(at(d, "00:00"),
+                                                                 at(d, "23:59"), 30 * M)]
+        for i in range(visits):  # each visit: a few minutes of movement
+            t = at(d, "08:00") + i * (12 * H / max(visits, 1))
+            out += [reading("kitchen-pir", "motion", 1, t + k * M) for k in range(4)]
+        out += [reading("hall-pir", "motion", 1, at(d, "08:00") + k * H) for k in range(12)]
+        return out
+
+    readings = [r for i in range(10) for r in day(START + timedelta(days=i), 6)]
+    readings += [r for i in range(10, 12) for r in day(START + timedelta(days=i), 1)]
+    alerts = run(Detector(config), readings)
+    assert [a.rule for a in alerts] == ["meals"]
+    assert "uses of the kitchen (movement in the kitchen)" in alerts[0].message

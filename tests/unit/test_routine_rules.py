@@ -174,7 +174,7 @@ def test_two_days_of_little_kitchen_use_raise_a_meals_warning(tmp_path: Path) ->
     alerts = run(Detector(config), readings)
     assert [(a.rule, a.raised_at) for a in alerts] == \
         [("meals", at(START + timedelta(days=11), "22:30"))]
-    assert "Only 1 uses of the kettle" in alerts[0].message
+    assert "Only 1 uses of the kitchen (kettle) today" in alerts[0].message
 
 
 def test_a_week_of_much_less_activity_raises_decline(tmp_path: Path) -> None:
