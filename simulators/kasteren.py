@@ -19,16 +19,13 @@ the start; every reed or mercury switch (doors, cupboards, drawers, the fridge) 
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from simulators.ordonez import PIR_RETRIGGER, ConvertedHome
+from simulators.ordonez import PIR_RETRIGGER, ConvertedHome, write_bundle
 from telecare.reading import Reading, format_ts
 
 TIMEZONE = "Europe/Amsterdam"
@@ -142,16 +139,6 @@ def convert_house(src: Path, name: str) -> ConvertedHome:
 def convert(src: Path, out: Path, houses: tuple[str, ...] = ("B", "C")) -> list[ConvertedHome]:
     """Houses B and C into one bundle: readings.jsonl, homes/*.yaml, activities.jsonl."""
     homes = [convert_house(src, name) for name in houses]
-    (out / "homes").mkdir(parents=True, exist_ok=True)
-    readings = sorted((r for h in homes for r in h.readings), key=lambda r: (r.ts, r.home))
-    with open(out / "readings.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(r.to_jsonl() + "\n" for r in readings)
-    (out / "labels.jsonl").write_text("")
-    with open(out / "activities.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(a) + "\n" for h in homes for a in h.activities)
-    for h in homes:
-        (out / "homes" / f"{h.home}.yaml").write_text(
-            "# Converted from van Kasteren's recordings (houses B and C); not for "
-            "redistribution.\n" + yaml.safe_dump(h.description, sort_keys=False,
-                                                 default_flow_style=None))
+    write_bundle(out, homes, "Converted from van Kasteren's recordings (houses B and C); "
+                             "not for redistribution.")
     return homes

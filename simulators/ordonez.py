@@ -124,9 +124,10 @@ def convert_home(src: Path, name: str) -> ConvertedHome:
     return ConvertedHome(home, readings, description, activities, odd, len(devices))
 
 
-def convert(src: Path, out: Path) -> list[ConvertedHome]:
-    """Both homes into one bundle: readings.jsonl, homes/*.yaml, activities.jsonl."""
-    homes = [convert_home(src, name) for name in ("A", "B")]
+def write_bundle(out: Path, homes: list[ConvertedHome], header: str) -> None:
+    """Converted homes as one bundle: readings.jsonl (event-time order), an empty
+    labels.jsonl (daily life, not crises), activities.jsonl, and homes/*.yaml under `header`
+    (where the data came from and on what terms)."""
     (out / "homes").mkdir(parents=True, exist_ok=True)
     readings = sorted((r for h in homes for r in h.readings), key=lambda r: (r.ts, r.home))
     with open(out / "readings.jsonl", "w", encoding="utf-8") as f:
@@ -136,6 +137,13 @@ def convert(src: Path, out: Path) -> list[ConvertedHome]:
         f.writelines(json.dumps(a) + "\n" for h in homes for a in h.activities)
     for h in homes:
         (out / "homes" / f"{h.home}.yaml").write_text(
-            "# Converted from the UCI ADL binary dataset (Ordonez, UC3M); non-commercial use.\n"
-            + yaml.safe_dump(h.description, sort_keys=False, default_flow_style=None))
+            f"# {header}\n" + yaml.safe_dump(h.description, sort_keys=False,
+                                             default_flow_style=None))
+
+
+def convert(src: Path, out: Path) -> list[ConvertedHome]:
+    """Both homes into one bundle: readings.jsonl, homes/*.yaml, activities.jsonl."""
+    homes = [convert_home(src, name) for name in ("A", "B")]
+    write_bundle(out, homes, "Converted from the UCI ADL binary dataset (Ordonez, UC3M); "
+                             "non-commercial use.")
     return homes
