@@ -109,7 +109,7 @@ class MqttSubscriber:
         self.subscribed.clear()
         client.subscribe([(t, 1) for t in self.topics])
         self.connected.set()
-        log.info("connected to %s, subscribed to %s", self.url, ", ".join(self.topics))
+        log.info("connected to %s; subscribing to %s", self.url, ", ".join(self.topics))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       properties: Any) -> None:
@@ -118,6 +118,8 @@ class MqttSubscriber:
             log.error("broker refused the subscription: %s", refused[0])
             return
         self.subscribed.set()
+        # Said once the broker has granted it: from here a message published is kept for us.
+        log.info("subscribed to %s", ", ".join(self.topics))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:

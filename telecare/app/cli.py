@@ -148,6 +148,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
 
         ops = serve_ops(pipeline, metrics_port)
         log.info("metrics on http://127.0.0.1:%d/metrics, health on /healthz", metrics_port)
+    if not pipeline.wait_connected(10.0):
+        log.warning("the broker has not granted the subscription yet; still trying")
     log.info("running %s for %d homes; state in %s", "+".join(stages), len(config.homes), data)
     fatal: str | None = None
     clean = False
