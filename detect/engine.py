@@ -48,6 +48,7 @@ class HomeDetector:
         self.errors: Counter[str] = errors if errors is not None else Counter()
         self.self_reporting = any(d.kind in SELF_REPORTING for d in home.devices)
         self.deadline: datetime | None = None  # next_deadline() as of the last scheduling
+        self.queued: datetime | None = None  # the deadline this home has in the timer queue
         self.reported: set[str] = set()  # rules whose failure was raised as an alert
         self.failed_deadline: dict[str, datetime] = {}  # rule -> deadline whose handler failed
 
@@ -175,10 +176,10 @@ class Detector:
 
     def _schedule(self, home: str) -> None:
         detector = self.homes[home]
-        previous = detector.deadline
         deadline = detector.deadline = detector.next_deadline()
-        if deadline is not None and deadline != previous:  # an unchanged one is queued
+        if deadline is not None and deadline != detector.queued:  # queue each deadline once
             heapq.heappush(self._timers, (deadline, home))
+            detector.queued = deadline
 
     def _silence(self, detector: HomeDetector) -> timedelta:
         return self.silence_limit if detector.self_reporting else 2 * self.silence_limit
@@ -239,6 +240,8 @@ class Detector:
                 break
             heapq.heappop(self._timers)
             detector = self.homes[home]
+            if detector.queued == deadline:
+                detector.queued = None  # out of the queue: scheduling puts it back if due
             if detector.deadline != deadline:
                 continue  # stale: the home's deadline moved since this was scheduled
             if detector.last_seen is not None and deadline > detector.last_seen + \
