@@ -110,7 +110,8 @@ class AlertService:
                                    else [WebhookNotifier()])}
         self.log_notifier = LogNotifier()
         self.clock = clock
-        self.status = StageStatus("alerts")
+        self.status = StageStatus("alerts")  # routing and escalation
+        self.delivery = StageStatus("deliver")  # the channels' workers: /healthz sees them
         self.wake = threading.Event()
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
         self.cursor = int(row[0]) if row else 0
@@ -450,7 +451,9 @@ class AlertService:
             try:
                 while self.deliver(channel, conn, store):
                     pass
+                self.delivery.ok()
             except Exception as exc:  # the store failed (a full disk): wait and try again
+                self.delivery.failed(exc)
                 log.error("delivery on %s failed (%s); retrying", channel, describe(exc))
                 done.wait(1.0)
             if finished:
@@ -467,26 +470,19 @@ class AlertService:
         for w in workers:
             w.start()
         while not stop.is_set() and self.status.fatal is None:
-            try:
-                worked = self.stand_down() + self.route() + self.escalate()
-            except Exception as exc:  # each pass commits whole, so trying again is safe
-                delay = self.status.failed(exc)
-                log.error("routing alerts failed (%s); retrying in %.1f s", describe(exc),
-                          delay)
-                stop.wait(delay)
+            # Each pass commits whole, so trying again after a failure is safe.
+            worked = self.status.attempt(
+                stop, "routing alerts", lambda: self.stand_down() + self.route() +
+                self.escalate())
+            if worked is None:
                 continue
-            self.status.ok()
             if worked:
                 for kick in kicks.values():
                     kick.set()
             else:
                 self.wake.wait(poll_s)
                 self.wake.clear()
-        try:
-            self.route()  # one last pass for what detection committed before it stopped
-        except Exception as exc:
-            log.error("routing could not finish before stopping (%s)", describe(exc))
-            self.status.failed(exc)
+        self.status.last("routing alerts", self.route)  # what detection committed last
         done.set()
         for kick in kicks.values():
             kick.set()

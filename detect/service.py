@@ -21,7 +21,7 @@ from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading, format_ts
-from telecare.stage import StageStatus, describe
+from telecare.stage import StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class DetectService:
         self.checkpoint = Checkpoint(conn, "" if partition == (0, 1) else
                                      f"{partition[0]}/{partition[1]}")
         self.config = config
-        self.detector = Detector(config)
+        self.detector = Detector(config)  # replaced by the checkpoint's state in _restore
         self.on_alerts = on_alerts
         self.batch = batch
         self.hold = timedelta(seconds=hold_s)
@@ -82,10 +82,9 @@ class DetectService:
         homes = {h: s for h, s in homes.items()
                  if (count == 1 or partition_of(h, count) == index) and self.config.known(h)}
         self.cursor = cursor
-        errors = self.detector.rule_errors if hasattr(self, "detector") else None
+        errors = self.detector.rule_errors
         self.detector = Detector(self.config)
-        if errors is not None:
-            self.detector.rule_errors = errors  # counts for /metrics outlive a restore
+        self.detector.rule_errors = errors  # counts for /metrics outlive a restore
         self.detector.load(watermark, homes)
 
     def _settled(self, complete: datetime
@@ -206,28 +205,14 @@ class DetectService:
         state as last committed is restored) and tried again after a back-off, so a full
         disk or a locked database holds detection up but never stops it for good."""
         while not stop.is_set() and self.status.fatal is None:
-            try:
-                took = self.step()
-            except Exception as exc:
-                delay = self.status.failed(exc)
-                log.error("detection step failed (%s); retrying in %.1f s", describe(exc),
-                          delay)
-                try:
-                    self._restore()
-                except Exception as again:
-                    log.error("could not restore detection's state (%s)", describe(again))
-                stop.wait(delay)
-                continue
-            self.status.ok()
+            took = self.status.attempt(stop, "detection step", self.step, self._restore)
             if took == 0:
                 self.wake.wait(poll_s)
                 self.wake.clear()
-        for _ in range(1000):  # drain what ingest stored before it stopped
-            try:
+
+        def drain() -> None:  # what ingest stored before it stopped
+            for _ in range(1000):
                 if not self.step():
-                    break
-            except Exception as exc:
-                log.error("detection could not drain before stopping (%s): it resumes from "
-                          "its last commit at the next start", describe(exc))
-                self.status.failed(exc)
-                break
+                    return
+
+        self.status.last("detection", drain)

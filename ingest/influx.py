@@ -26,7 +26,7 @@ from ingest.store import ReadingStore
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading
-from telecare.stage import StageStatus, describe
+from telecare.stage import StageStatus
 
 log = logging.getLogger(__name__)
 _SCHEMA = "CREATE TABLE IF NOT EXISTS forward_meta (key TEXT PRIMARY KEY, value TEXT);"
@@ -134,14 +134,10 @@ class InfluxForwarder:
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         delay = 0.5
         while not stop.is_set() and self.status.fatal is None:
-            try:
-                n = self.step()
-            except Exception as exc:  # the local store itself failed (full disk): wait
-                wait = self.status.failed(exc)
-                log.error("forwarding failed (%s); retrying in %.1f s", describe(exc), wait)
-                stop.wait(wait)
+            # A failure here is the local store's (a full disk); InfluxDB's is n < 0.
+            n = self.status.attempt(stop, "forwarding", self.step)
+            if n is None:
                 continue
-            self.status.ok()
             if n < 0:
                 stop.wait(delay)  # back off while the database is away
                 delay = min(delay * 2, 10.0)
@@ -151,9 +147,9 @@ class InfluxForwarder:
                 self.wake.clear()
             else:
                 delay = 0.5
-        try:
-            while self.step() > 0:  # drain what we can before stopping
+        def drain() -> None:
+            while self.step() > 0:
                 pass
-        except Exception as exc:
-            log.error("forwarding could not drain before stopping (%s)", describe(exc))
+
+        self.status.last("forwarding", drain)
         self.client.close()

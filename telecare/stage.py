@@ -11,9 +11,15 @@ that looks healthy. `/healthz` reads the status: alive, the error in words, sinc
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_STAGE_FAILED = 3  # the process's exit status when a stage could not go on
 
@@ -54,6 +60,35 @@ class StageStatus:
             if not passing and self.failures >= self.max_failures:
                 self.fatal = f"{self.name}: {self.error} ({self.failures} times running)"
             return min(0.5 * 2 ** min(self.failures - 1, 6), 30.0)
+
+    def attempt(self, stop: threading.Event, what: str, step: Callable[[], T],
+                undo: Callable[[], None] | None = None) -> T | None:
+        """One pass of a stage's loop: `step()`'s result, or None after a failure, which
+        is noted and logged, `undo` run (to throw away a half-done pass), and waited out."""
+        try:
+            result = step()
+        except Exception as exc:
+            delay = self.failed(exc)
+            log.error("%s failed (%s); retrying in %.1f s", what, describe(exc), delay)
+            if undo is not None:
+                try:
+                    undo()
+                except Exception as again:
+                    log.error("could not undo the failed %s (%s)", what, describe(again))
+            stop.wait(delay)
+            return None
+        self.ok()
+        return result
+
+    def last(self, what: str, step: Callable[[], object]) -> None:
+        """A stage's last pass before it stops: a failure is noted and logged (the work
+        resumes from the last commit at the next start), never raised."""
+        try:
+            step()
+        except Exception as exc:
+            log.error("%s could not finish before stopping (%s): it resumes from its last "
+                      "commit at the next start", what, describe(exc))
+            self.failed(exc)
 
     def alive(self) -> bool:
         return self.thread is None or self.thread.is_alive()

@@ -125,6 +125,8 @@ class Pipeline:
                               ("detect", self.detect), ("alerts", self.alerts)):
             if service is not None:
                 out[name] = service.status
+        if self.alerts is not None:
+            out["deliver"] = self.alerts.delivery
         return out
 
     def fatal(self) -> str | None:
