@@ -280,10 +280,10 @@ class AlertService:
             if notifier is None:
                 raise DeliveryError(f"no notifier for channel {channel}", False)
             notices = [n for _, _, n in batch]
-            person = self._contact(notices[0].alert.home, contact)
-            if channel == "webhook" and person is not None and person.webhook_secret:
+            found = self._contact(notices[0].alert.home, contact)
+            if channel == "webhook" and found is not None and found[1].webhook_secret:
                 try:
-                    secret = read_secret(person.webhook_secret)
+                    secret = read_secret(found[1].webhook_secret)
                 except ValueError as missing:
                     raise DeliveryError(str(missing), False) from None
                 notices = [replace(n, secret=secret) for n in notices]
@@ -321,19 +321,20 @@ class AlertService:
         """The service's clock as Unix seconds, as the store keeps times."""
         return self.clock().timestamp()
 
+    def _contact(self, home: str, name: str) -> tuple[int, Contact] | None:
+        """A contact of a home by name, with their place in its list."""
+        if not self.config.known(home):
+            return None
+        return next(((i, c) for i, c in enumerate(self.config.home(home).contacts)
+                     if c.name == name), None)
+
     def _who(self, home: str, contact: str) -> str:
         """A contact as the log names them: by place and role, never by name (logs leave
         the care team's hands; names and addresses stay in the store)."""
-        contacts = self.config.home(home).contacts if self.config.known(home) else []
-        for i, c in enumerate(contacts):
-            if c.name == contact:
-                return f"contact {i + 1} ({c.role}) of home {home}"
-        return f"a contact of home {home}"
-
-    def _contact(self, home: str, name: str) -> Contact | None:
-        if not self.config.known(home):
-            return None
-        return next((c for c in self.config.home(home).contacts if c.name == name), None)
+        found = self._contact(home, contact)
+        if found is None:
+            return f"a contact of home {home}"
+        return f"contact {found[0] + 1} ({found[1].role}) of home {home}"
 
     def _report_failure(self, conn: sqlite3.Connection, store: AlertStore, row_id: int,
                         contact: str, channel: str, reason: str,

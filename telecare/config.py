@@ -290,6 +290,11 @@ class Contact(_Strict):
             raise ValueError(f"webhook {v!r} must be an http:// or https:// URL")
         return v
 
+    @property
+    def reachable(self) -> bool:
+        """Has any channel at all."""
+        return bool(self.webhook or self.email or self.mqtt or self.apprise)
+
     @field_validator("webhook_secret")
     @classmethod
     def _secret_ref(cls, v: str | None) -> str | None:
@@ -548,10 +553,9 @@ def _warnings(home: HomeConfig) -> list[str]:
     where = f"homes/{home.home}.yaml"
     out = []
     for i, c in enumerate(home.contacts):
-        if not (c.webhook or c.email or c.mqtt or c.apprise):
+        if not c.reachable:
             out.append(f"{where}: contacts.{i}: has no webhook, email, mqtt or apprise: "
                        "nothing can reach them")
-    for i, c in enumerate(home.contacts):
         host = urlsplit(c.webhook).hostname if c.webhook else None
         if c.webhook and c.webhook.startswith("http://") and host not in LOOPBACK:
             out.append(f"{where}: contacts.{i}: webhook is plain http:// to another machine: "
@@ -562,9 +566,8 @@ def _warnings(home: HomeConfig) -> list[str]:
             except ValueError as exc:
                 out.append(f"{where}: contacts.{i}: {exc}: its webhooks cannot be signed "
                            "and will fail")
-    reach = [c for c in home.contacts if c.role != "technical"
-             and (c.webhook or c.email or c.mqtt or c.apprise)]
-    if home.contacts and not reach:
+    if home.contacts and not any(c.reachable and c.role != "technical"
+                                 for c in home.contacts):
         out.append(f"{where}: no contact outside the technical team can be reached: a "
                    "critical alert (a pendant press) would reach nobody")
     return out

@@ -325,6 +325,15 @@ def inject(bundle: str, out_dir: str, seed: int, copies: int) -> None:
                f" labels -> {out_dir}", err=True)
 
 
+def _converted(homes: list[Any], out_dir: str) -> None:
+    """Say what a recording's reader made of each home."""
+    for home in homes:
+        odd = f", {home.odd_intervals} intervals end before they start" \
+            if home.odd_intervals else ""
+        click.echo(f"{home.home}: {len(home.readings)} readings from {home.sensors} sensors"
+                   f"{odd} -> {out_dir}", err=True)
+
+
 @main.command(name="import-kasteren")
 @click.argument("source", type=click.Path(file_okay=False, exists=True))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
@@ -333,11 +342,7 @@ def import_kasteren(source: str, out_dir: str) -> None:
     a bundle that --config runs on. The data is not ours to redistribute: keep it out of git."""
     from simulators.kasteren import convert
 
-    for home in convert(Path(source), Path(out_dir)):
-        odd = f", {home.odd_intervals} intervals end before they start" \
-            if home.odd_intervals else ""
-        click.echo(f"{home.home}: {len(home.readings)} readings from {home.sensors} sensors"
-                   f"{odd} -> {out_dir}", err=True)
+    _converted(convert(Path(source), Path(out_dir)), out_dir)
 
 
 @main.command(name="import-ordonez")
@@ -348,11 +353,7 @@ def import_ordonez(source: str, out_dir: str) -> None:
     runs on: readings.jsonl, homes/*.yaml, activities.jsonl."""
     from simulators.ordonez import convert
 
-    for home in convert(Path(source), Path(out_dir)):
-        odd = f", {home.odd_intervals} intervals end before they start" \
-            if home.odd_intervals else ""
-        click.echo(f"{home.home}: {len(home.readings)} readings from {home.sensors} sensors"
-                   f"{odd} -> {out_dir}", err=True)
+    _converted(convert(Path(source), Path(out_dir)), out_dir)
 
 
 @main.command()
