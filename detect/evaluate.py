@@ -226,23 +226,27 @@ def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, An
     return Evaluation(dict(kinds), clean, false, false_alerts, len(alerts))
 
 
+def _base(kind: str) -> str:
+    """The scenario kind of a table row ("long_lie [pirs]" -> "long_lie")."""
+    return kind.split(" [")[0]
+
+
 def format_table(ev: Evaluation) -> str:
-    lines = [f"{'scenario':<16}{'labels':>7}{'caught':>7}{'recall':>8}{'median':>9}{'p90':>9}"
+    w = max([16] + [len(k) + 1 for k in ev.kinds])  # rows of layout views are longer
+    lines = [f"{'scenario':<{w}}{'labels':>7}{'caught':>7}{'recall':>8}{'median':>9}{'p90':>9}"
              "  (delay from onset, minutes)"]
-    for kind, r in sorted(ev.kinds.items(), key=lambda kv: (kv[0].split(" [")[0] not in ACUTE,
-                                                             kv[0])):
+    for kind, r in sorted(ev.kinds.items(), key=lambda kv: (_base(kv[0]) not in ACUTE, kv[0])):
         row = r.row()
-        if not EXPECTED.get(kind.split(" [")[0]):
-            lines.append(f"{kind:<16}{row['labels']:>7}{'-':>7}{'-':>8}{'-':>9}{'-':>9}"
+        if not EXPECTED.get(_base(kind)):
+            lines.append(f"{kind:<{w}}{row['labels']:>7}{'-':>7}{'-':>8}{'-':>9}{'-':>9}"
                          f"  not a crisis: {r.alerts_during} alert(s) during")
             continue
         rec = f"{row['recall']:.0%}" if row["recall"] is not None else "-"
         med = f"{row['delay_median_min']:.0f}" if row["delay_median_min"] is not None else "-"
         p90 = f"{row['delay_p90_min']:.0f}" if row["delay_p90_min"] is not None else "-"
         unseen = f"  + {r.unseen} in homes without the sensors to see it" if r.unseen else ""
-        lines.append(f"{kind:<16}{row['labels']:>7}{row['caught']:>7}{rec:>8}{med:>9}{p90:>9}"
-                     f"{unseen}".replace(f"{kind:<16}", f"{kind:<28}" if "[" in kind
-                                         else f"{kind:<16}", 1))
+        lines.append(f"{kind:<{w}}{row['labels']:>7}{row['caught']:>7}{rec:>8}{med:>9}{p90:>9}"
+                     f"{unseen}")
     per_week = ev.false_per_home_week()
     lines.append("")
     lines.append(f"false alerts per home-week on {ev.home_days_clean} home-days without a "

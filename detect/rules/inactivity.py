@@ -60,7 +60,8 @@ class Inactivity(Rule):
         day = now.astimezone(self.tz).toordinal()
         if self.first_day is None:
             self.first_day = day
-        if last is None or last.exit_door or last.in_bed or flagged:
+        if last is None or last.exit_door or last.in_bed or flagged or \
+                now - last.ts < SHORTEST_KEPT:  # most gaps: seconds, never worth keeping
             return
         window = self.settings.waking_hours
         quiet = window_time_between(last.ts, now, window.start, window.end, self.tz)
