@@ -3,6 +3,7 @@ real webhook; and the README's demo on the embedded broker."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import signal
 import sqlite3
@@ -26,6 +27,13 @@ class Service:
         self.proc = subprocess.Popen([TELECARE, "run", *args], stderr=subprocess.PIPE,
                                      stdout=subprocess.DEVNULL, text=True)
         threading.Thread(target=self._read, daemon=True).start()
+        # A test that fails half way must not leave the service running after the suite
+        # (one did, and went on using a CPU of the machine).
+        atexit.register(self._kill)
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
