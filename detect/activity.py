@@ -9,13 +9,14 @@ a vital sign, a fall detector or a gateway heartbeat.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from telecare.config import HomeConfig
 from telecare.reading import Reading, format_ts, parse_ts
 
 EXIT_ROLES = frozenset({"front_door", "back_door"})
+BACK_WITHIN = timedelta(minutes=30)
 STATE_KINDS = frozenset({"contact", "bed", "chair"})
 EVENT_KINDS = frozenset({"motion", "flush", "button"})
 
@@ -29,6 +30,9 @@ class Activity:
     exit_door: bool  # a front or back door: the resident may have gone out
     in_bed: bool  # after this event, is anyone in bed?
     in_chair: bool = False  # ... or sitting in a chair with a pressure mat?
+    kind: str = ""  # the reading's kind: "motion", "contact", "bed", ...
+    role: str | None = None  # the device's role: "fridge", "front_door", ...
+    away: bool = False  # after this event, may the resident be out of the house?
 
 
 def _describe(kind: str, role: str | None, room: str | None, device: str, value: float) -> str:
@@ -59,6 +63,23 @@ class ActivityTracker:
         self.last_ts: dict[str, datetime] = {}
         self.bed_at: datetime | None = None  # the last time a bed mat became occupied
         self.elsewhere_at: datetime | None = None  # the last activity outside the bedroom
+        self.out = False  # the front or back door, and no sign of life since
+        self.pending: tuple[datetime, str] | None = None  # first sign of life after the door
+
+    def _away(self, ts: datetime, device: str, exit_door: bool) -> bool:
+        """May the resident be out after this event? After the front or back door, yes,
+        until a second device stirs within half an hour of a first (or the door again).
+        One device alone is not a sign of life: a motion sensor misfiring in an empty home
+        (a real one, stuck on for five hours in the sun) must not bring the resident home."""
+        if exit_door:
+            self.out, self.pending = True, None
+        elif self.out:
+            first = self.pending
+            if first is None or ts - first[0] > BACK_WITHIN:
+                self.pending = (ts, device)
+            elif device != first[1]:
+                self.out, self.pending = False, None
+        return self.out
 
     @property
     def in_bed(self) -> bool:
@@ -101,6 +122,7 @@ class ActivityTracker:
         device = self.home.device(r.device)
         role = device.role if device else None
         room = device.room if device else None
+        exit_door = role in EXIT_ROLES
         if r.kind == "bed" and r.value >= 1:
             self.bed_at = r.ts
         elif r.kind != "bed" and room is not None and room != "bedroom" and \
@@ -111,9 +133,12 @@ class ActivityTracker:
             device=r.device,
             room=room,
             what=_describe(r.kind, role, room, r.device, r.value),
-            exit_door=role in EXIT_ROLES,
+            exit_door=exit_door,
             in_bed=self.in_bed,
             in_chair=self.in_chair,
+            kind=r.kind,
+            role=role,
+            away=self._away(r.ts, r.device, exit_door),
         )
 
     def state(self) -> dict[str, Any]:
@@ -122,6 +147,8 @@ class ActivityTracker:
             "last_ts": {k: format_ts(v) for k, v in self.last_ts.items()},
             "bed_at": format_ts(self.bed_at) if self.bed_at else None,
             "elsewhere_at": format_ts(self.elsewhere_at) if self.elsewhere_at else None,
+            "out": self.out,
+            "pending": [format_ts(self.pending[0]), self.pending[1]] if self.pending else None,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -130,3 +157,6 @@ class ActivityTracker:
         self.bed_at = parse_ts(state["bed_at"]) if state.get("bed_at") else None
         self.elsewhere_at = parse_ts(state["elsewhere_at"]) if state.get("elsewhere_at") \
             else None
+        self.out = bool(state.get("out", False))
+        pending = state.get("pending")
+        self.pending = (parse_ts(pending[0]), pending[1]) if pending else None

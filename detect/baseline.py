@@ -51,6 +51,10 @@ class Baseline:
         window = self.history[max(0, end - span):max(0, end)]
         return [v for _, v, flagged in window if not flagged]
 
+    def entries(self) -> list[tuple[str, float]]:
+        """(day, value) of the unflagged days in the window, oldest first."""
+        return [(d, v) for d, v, flagged in self.history[-self.days:] if not flagged]
+
     def ready(self, skip_recent: int = 0) -> bool:
         return len(self.values(skip_recent)) >= self.min_days
 

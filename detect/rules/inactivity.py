@@ -32,7 +32,6 @@ KEEP_DAYS = 28
 MARGIN = timedelta(minutes=30)
 SHORTEST_KEPT = timedelta(minutes=20)  # shorter spells never set the limit: not kept
 NEAR_HOURS = 2.0
-PENDING_WITHIN = timedelta(minutes=30)
 
 
 class Inactivity(Rule):
@@ -53,7 +52,6 @@ class Inactivity(Rule):
         # 1 if it lay wholly within one day's waking hours].
         self.spells: list[list[float]] = []
         self.first_day: int | None = None  # local day ordinal of the first activity seen
-        self.pending: tuple[datetime, str] | None = None  # first sign of life after going out
         self._cache: dict[tuple[int, int], tuple[timedelta, timedelta | None]] = {}
 
     def _learn(self, last: Activity | None, now: datetime, flagged: bool) -> None:
@@ -105,25 +103,11 @@ class Inactivity(Rule):
         limit = min(max(longest + MARGIN, self.settings.threshold), self.ceiling)
         return limit, longest
 
-    def _back_home(self, activity: Activity) -> bool:
-        """After the resident went out, is this a sign they are back? The door again is; so
-        is a second device stirring within half an hour of a first. One device alone is not:
-        a motion sensor misfiring in an empty home (a real one, stuck on for five hours in
-        the sun) must not start the inactivity clock while the resident is out."""
-        if activity.exit_door:
-            return True
-        first = self.pending
-        if first is None or activity.ts - first[0] > PENDING_WITHIN:
-            self.pending = (activity.ts, activity.device)
-            return False
-        return activity.device != first[1]
-
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         if activity is None or (self.last is not None and activity.ts < self.last.ts):
             return []
-        if self.last is not None and self.last.exit_door and not self._back_home(activity):
-            return []
-        self.pending = None
+        if activity.away and not activity.exit_door:
+            return []  # gone out, and no sure sign of life yet (see ActivityTracker)
         # A spell flagged against their own learned limit is not learned from; one flagged
         # against the plan's default while learning still is (a late riser is not ill
         # every morning of the first week).
@@ -210,11 +194,11 @@ class Inactivity(Rule):
             "last": None if last is None else {
                 "ts": format_ts(last.ts), "device": last.device, "room": last.room,
                 "what": last.what, "exit_door": last.exit_door, "in_bed": last.in_bed,
-                "in_chair": last.in_chair,
+                "in_chair": last.in_chair, "kind": last.kind,
+                "role": last.role, "away": last.away,
             },
             "open": self.open.to_json_obj() if self.open else None,
             "spells": self.spells, "first_day": self.first_day,
-            "pending": [format_ts(self.pending[0]), self.pending[1]] if self.pending else None,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -222,10 +206,9 @@ class Inactivity(Rule):
         self.last = None if raw is None else Activity(
             ts=parse_ts(raw["ts"]), device=raw["device"], room=raw["room"], what=raw["what"],
             exit_door=raw["exit_door"], in_bed=raw["in_bed"], in_chair=raw.get("in_chair", False),
+            kind=raw.get("kind", ""), role=raw.get("role"), away=raw.get("away", False),
         )
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
         self.spells = [list(s) for s in state.get("spells", [])]
         self.first_day = state.get("first_day")
-        raw_pending = state.get("pending")
-        self.pending = (parse_ts(raw_pending[0]), raw_pending[1]) if raw_pending else None
         self._deadline = self._compute_deadline()

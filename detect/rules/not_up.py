@@ -7,14 +7,23 @@ to the toilet and back to bed, or a few movements and then an hour of silence, i
 getting up. A home with only door contacts and plugs shows no night-time trips, so there
 the first morning use of the kettle, the fridge or a door is getting up.
 
-The usual time is the median of the resident's own recent getting-up times (robust to the
-odd early or late morning); until `min_days` mornings are known, the plan's `default_up_by`
-is the deadline and the alert says the usual time is still being learned. A morning that
-begins with the resident out (a hospital stay, a night away) is not judged.
+The usual time is learned with hindsight, once the morning is over: it is the end of the
+night's main rest, the longest spell of quiet (or of a bed mat alone) that ends between 04:00
+and 15:00, where brief trips in between (under 20 min, no use of the kitchen, an hour's quiet
+after) are part of the rest. A homecoming at 04:00 from a night out followed by sleep till
+noon teaches noon, not 04:00; pulses of a bed mat under a restless sleeper are rest, not
+getting up. The usual time is the median of these over recent mornings, taken apart for
+weekdays and weekends once three of the day's type are known (a Sunday lie-in is not a
+Monday's; with fewer, the later of the two). Until `min_days` mornings are known, the
+deadline is the plan's `default_up_by`, or the latest morning seen so far plus the margin if
+that is later, and the alert says the usual time is still being learned. A morning that
+begins with the resident out (a hospital stay, a night away) is not judged, unless they come
+home before its deadline.
 """
 
 from __future__ import annotations
 
+import statistics
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -35,11 +44,68 @@ MORNING_START = 4  # local hour: activity from here on may be getting up
 MORNING_END = 15
 EARLIEST_DEADLINE = time(6, 30)  # never call someone "not up" before this
 LATEST_DEADLINE = time(13, 30)  # a late riser (real ones rise at 12:30) is judged by then
-WARMUP_SLACK = 1.0  # hours past the latest morning seen, while the usual time is learned
+# Hindsight: a gap of REST between the resident's doings is rest (unless it follows the front
+# door with no bed mat after it: then they were out); a bout of doings shorter than BRIEF,
+# with no kitchen use, between a rest and at least BRIDGE of rest after it is a trip in the
+# night. The main rest must last MAIN_REST.
+REST = timedelta(minutes=30).total_seconds()
+BRIEF = timedelta(minutes=20).total_seconds()
+BRIDGE = timedelta(minutes=60).total_seconds()
+MAIN_REST = timedelta(hours=3).total_seconds()
+ROSE = timedelta(minutes=15).total_seconds()  # out of bed this long before the first doing
+NIGHT_FROM = time(18, 0)  # the night whose rest ends in a morning starts the evening before
+SAME_TYPE_DAYS = 3  # weekday and weekend mornings are told apart once 3 of a type are known
+KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
 
 
 def _hours(t: datetime) -> float:
     return t.hour + t.minute / 60 + t.second / 3600
+
+
+def _weekend(day: date) -> bool:
+    return day.weekday() >= 5
+
+
+def _resting(activity: Activity) -> bool:
+    """In bed by a mat (its pulses under a restless sleeper too), or moving in the bedroom:
+    not up and about. (Getting up shows outside the bedroom within minutes.)"""
+    return activity.in_bed or activity.kind == "bed" or (
+        activity.kind == "motion" and activity.room == "bedroom")
+
+
+def _kitchen(activity: Activity) -> bool:
+    """A cupboard, the fridge or an appliance in the kitchen: someone is making something."""
+    return activity.kind in ("contact", "power") and (
+        activity.room == "kitchen" or activity.role in KITCHEN_ROLES)
+
+
+def main_rest_end(bouts: list[list[float]], start: float, earliest: float,
+                  end: float) -> float | None:
+    """When the night's main rest ended (epoch seconds), from the bouts of doings
+    ([first, last, kitchen, ended at the front door, bed mat after]) between `start` and
+    `end`; None if no rest of MAIN_REST ended between `earliest` and `end`."""
+    inside = [b for b in bouts if b[1] >= start and b[0] < end]
+    best: tuple[float, float] | None = None  # (length, end) of the longest merged rest
+    run_start: float | None = None  # start of the rest being merged, and its last bout
+    for i in range(len(inside) - 1):
+        before, after = inside[i], inside[i + 1]
+        gap = after[0] - before[1]
+        away = bool(before[3]) and not before[4]
+        if gap < REST or away:
+            run_start = None
+            continue
+        if run_start is not None and i > 0:
+            bout = inside[i]
+            brief = bout[1] - bout[0] < BRIEF and not bout[2] and gap >= BRIDGE
+            if not brief:
+                run_start = None
+        if run_start is None:
+            run_start = before[1]
+        length = after[0] - run_start
+        if length >= MAIN_REST and after[0] >= earliest and (best is None or
+                                                             length > best[0]):
+            best = (length, after[0])
+    return best[1] if best else None
 
 
 def _clock(hours: float) -> str:
@@ -59,10 +125,15 @@ class NotUp(Rule):
         self.last_act: datetime | None = None
         self.up_at: datetime | None = None  # confirmed getting up this morning
         self.out = False  # the last thing the resident did was go out of a door
+        self.sitting = False  # ... or sit down in a chair with a pressure mat
         self.skip = False  # this morning is not judged (began before we watched, or away)
         self.open: Alert | None = None
         self.flagged = False
         self._deadline_cache: tuple[tuple[date, int], datetime] | None = None
+        # Bouts of doings since the evening before the morning watched, for hindsight:
+        # [first, last (epoch s), kitchen used, ended at the front door, bed mat after].
+        self.bouts: list[list[float]] = []
+        self.rested: float | None = None  # the last event in bed or the bedroom (epoch s)
         # Doors and plugs only: two uses a minute or more apart, then no long silence, mean
         # up; a door and then silence (an early trip to the toilet) does not.
         self.sustained = SUSTAINED if any(d.kind in ("motion", "bed", "chair")
@@ -70,22 +141,37 @@ class NotUp(Rule):
 
     # --- when ---------------------------------------------------------------------------
 
-    def _usual_h(self) -> float | None:
-        return self.baseline.median() if self.baseline.ready() else None
+    def _usual(self, day: date) -> tuple[float, str, int] | None:
+        """The usual getting-up time for `day` (hours), which mornings it comes from, and
+        how many; None while still learning."""
+        if not self.baseline.ready():
+            return None
+        same = [v for d, v in self.baseline.entries()
+                if _weekend(date.fromisoformat(d)) == _weekend(day)]
+        kind = "weekend" if _weekend(day) else "weekday"
+        if len(same) >= SAME_TYPE_DAYS:
+            return statistics.median(same), kind, len(same)
+        overall = self.baseline.median()
+        if same and statistics.median(same) > overall:
+            # Too few of the type to stand alone, but already later: a second Saturday's
+            # lie-in is not an emergency because the weekdays outnumber it.
+            return statistics.median(same), kind, len(same)
+        return overall, "", len(self.baseline.values())
 
     def _deadline(self, day: date) -> datetime:
-        usual = self._usual_h()
+        usual = self._usual(day)
+        margin = self.settings.margin.total_seconds() / 3600
         if usual is None:
-            # Still learning: the plan's default, but never earlier than an hour past the
-            # latest morning already seen (a late riser is not ill every morning).
+            # Still learning: the plan's default, but never earlier than the latest
+            # morning already seen plus the margin (a late riser is not ill every morning).
             by = self.settings.default_up_by
             seen = self.baseline.values()
             if seen:
-                latest = min(max(seen) + WARMUP_SLACK, 23.9)
+                latest = min(max(seen) + margin, 23.9)
                 by = max(by, time(int(latest), int(latest % 1 * 60)))
             by = min(by, LATEST_DEADLINE) if by > self.settings.default_up_by else by
         else:
-            hours = min(23.9, usual + self.settings.margin.total_seconds() / 3600)
+            hours = min(23.9, usual[0] + margin)
             by = time(int(hours) % 24, int(hours % 1 * 60))
             by = min(max(by, EARLIEST_DEADLINE), LATEST_DEADLINE)
         return datetime.combine(day, by, tzinfo=self.tz)
@@ -101,12 +187,20 @@ class NotUp(Rule):
 
     def _roll(self, day: date, at: datetime, woken: bool = False) -> None:
         """A new morning: learn yesterday's getting-up time, start watching today's."""
-        if self.day is not None and self.up_at is not None:
-            # A morning flagged against the plan's default while still learning is still
-            # the resident's own time (a late riser is not ill every day); only a morning
-            # flagged against their own baseline is kept out of it.
-            self.baseline.add(self.day.isoformat(), round(_hours(self.up_at.astimezone(
-                self.tz)), 3), self.flagged and self.baseline.ready())
+        if self.day is not None:
+            night = datetime.combine(self.day - timedelta(days=1), NIGHT_FROM, self.tz)
+            woke = main_rest_end(
+                self.bouts, night.timestamp(),
+                datetime.combine(self.day, time(MORNING_START), self.tz).timestamp(),
+                datetime.combine(self.day, time(MORNING_END), self.tz).timestamp())
+            if woke is not None:
+                # A morning flagged against the plan's default while still learning is
+                # still the resident's own time (a late riser is not ill every day); only
+                # a morning flagged against their own baseline is kept out of it.
+                self.baseline.add(self.day.isoformat(), round(_hours(datetime.fromtimestamp(
+                    woke, self.tz)), 3), self.flagged and self.baseline.ready())
+            keep = datetime.combine(day - timedelta(days=1), NIGHT_FROM, self.tz).timestamp()
+            self.bouts = [b for b in self.bouts if b[1] >= keep]
         self.day, self.candidate, self.up_at, self.flagged, self.open = day, None, None, \
             False, None
         # A morning whose deadline passed before we watched it, or that starts with the
@@ -124,29 +218,38 @@ class NotUp(Rule):
         day = self._morning_of(activity.ts)
         if self.day is None or day > self.day:
             self._roll(day, activity.ts)
+        if self.out and not activity.away and activity.ts < self._day_deadline(day):
+            self.skip = False  # home again (from a night out) before the deadline: judged
+        self.out = activity.away
+        if activity.away and not activity.exit_door:
+            return []  # gone out, and no sure sign of life yet (see ActivityTracker)
         last, self.last_act = self.last_act, activity.ts
-        self.out = activity.exit_door
+        sat, self.sitting = self.sitting, activity.in_chair
+        self._note_bout(activity)
+        in_bed = activity.in_bed or activity.kind == "bed"  # a mat's pulses: still in bed
         if self.up_at is not None and self.open is None and \
                 activity.ts < self._day_deadline(day) and (
-                    (activity.in_bed and activity.ts < self.up_at + CONFIRM) or (
-                        self.sustained == SUSTAINED and last is not None and
+                    (in_bed and activity.ts < self.up_at + CONFIRM) or (
+                        self.sustained == SUSTAINED and last is not None and not sat and
                         last < self.up_at + CONFIRM and activity.ts - last > QUIET)):
             # Back to bed, or (where motion sensors would see someone up) an hour's silence,
             # soon after: that was a trip in the night or an early wander (a night out
             # ending), not getting up. Keep watching. (In a home of doors and plugs an hour
-            # without a door or an appliance is an ordinary morning.)
+            # without a door or an appliance is an ordinary morning; so are two hours in
+            # the armchair after breakfast.)
             self.up_at, self.candidate = None, None
         if self.up_at is not None or activity.exit_door:
             return []
         if _hours(activity.ts.astimezone(self.tz)) >= MORNING_END:
             return []
-        if activity.in_bed or _hours(activity.ts.astimezone(self.tz)) < MORNING_START:
+        if _resting(activity) or _hours(activity.ts.astimezone(self.tz)) < MORNING_START:
             self.candidate = None  # in bed (or still night): not up
             return []
         if self.candidate is None or (last is not None and activity.ts - last > QUIET):
             self.candidate = activity.ts
-        if activity.ts - self.candidate < self.sustained:
-            return []
+        if activity.ts - self.candidate < self.sustained and not _kitchen(activity) and \
+                not activity.in_chair:
+            return []  # up once it lasts, or the kitchen is used, or they settle in a chair
         self.up_at = self.candidate
         if self.open is None:
             return []
@@ -155,6 +258,27 @@ class NotUp(Rule):
             f"(latest: {activity.what})."))
         self.open = None
         return [done]
+
+    def _note_bout(self, activity: Activity) -> None:
+        at = activity.ts.timestamp()
+        last = self.bouts[-1] if self.bouts else None
+        if _resting(activity):
+            if last is not None:
+                last[4] = 1  # in bed after that bout: the quiet that follows is rest
+            if (activity.kind == "bed" and not activity.in_bed) or self.rested is None or \
+                    at - self.rested > ROSE:
+                self.rested = at  # out of bed (or, with no mat, astir in the bedroom)
+            return
+        kitchen = _kitchen(activity)
+        if last is not None and at - last[1] < REST:
+            last[1] = max(last[1], at)
+            last[2] = max(last[2], float(kitchen))
+            last[3], last[4] = float(activity.exit_door), 0
+        else:
+            # The bout began when they left the bed, if that was just before.
+            start = self.rested if self.rested is not None and at - self.rested <= ROSE and (
+                last is None or self.rested > last[1]) else at
+            self.bouts.append([start, at, float(kitchen), float(activity.exit_door), 0])
 
     def next_deadline(self) -> datetime | None:
         if self.day is None:
@@ -182,14 +306,16 @@ class NotUp(Rule):
         if self.candidate is not None and self.last_act is not None and \
                 now - self.last_act < QUIET:
             return []
-        usual = self._usual_h()
+        usual = self._usual(day)
         if usual is None:
             basis = (f"Their usual time is still being learned (this needs "
                      f"{self.settings.min_days} mornings); the plan's default of up by "
-                     f"{self.settings.default_up_by:%H:%M} applies.")
+                     f"{self.settings.default_up_by:%H:%M}, or the latest morning seen so "
+                     "far plus the margin, applies.")
         else:
-            basis = (f"They usually get up around {_clock(usual)} (median of the last "
-                     f"{len(self.baseline.values())} mornings).")
+            on = f" on {usual[1]}s" if usual[1] else ""
+            basis = (f"They usually get up around {_clock(usual[0])}{on} (median of the "
+                     f"last {usual[2]} {usual[1] + ' ' if usual[1] else ''}mornings).")
         stirred = ""
         if self.candidate is not None and self.last_act is not None:
             stirred = (f" Brief activity at {self.candidate.astimezone(self.tz):%H:%M}, "
@@ -200,7 +326,8 @@ class NotUp(Rule):
             f"Not up yet this morning: no sign of the resident being up and about by "
             f"{now.astimezone(self.tz):%H:%M}.{stirred} {basis} Call them; they may be unwell "
             "or have fallen.",
-            {"usual_up": _clock(usual) if usual is not None else None,
+            {"usual_up": _clock(usual[0]) if usual is not None else None,
+             "usual_for": usual[1] or "every day" if usual is not None else None,
              "baseline_mornings": len(self.baseline.values()),
              "warming_up": usual is None,
              "margin_minutes": self.settings.margin.total_seconds() / 60,
@@ -216,7 +343,8 @@ class NotUp(Rule):
                 "day": self.day.isoformat() if self.day else None,
                 "candidate": ts(self.candidate), "last_act": ts(self.last_act),
                 "up_at": ts(self.up_at), "out": self.out, "skip": self.skip,
-                "flagged": self.flagged,
+                "sitting": self.sitting,
+                "flagged": self.flagged, "bouts": self.bouts, "rested": self.rested,
                 "open": self.open.to_json_obj() if self.open else None}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -228,5 +356,8 @@ class NotUp(Rule):
             ts("up_at")
         self.out = bool(state.get("out", False))
         self.skip = bool(state.get("skip", False))
+        self.sitting = bool(state.get("sitting", False))
         self.flagged = bool(state.get("flagged", False))
+        self.bouts = [list(b) for b in state.get("bouts", [])]
+        self.rested = state.get("rested")
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None

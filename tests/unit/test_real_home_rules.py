@@ -165,3 +165,51 @@ def test_a_kitchen_watched_only_by_a_motion_sensor_still_shows_skipped_meals(
     alerts = run(Detector(config), readings)
     assert [a.rule for a in alerts] == ["meals"]
     assert "uses of the kitchen (movement in the kitchen)" in alerts[0].message
+
+
+def test_weekend_mornings_are_learned_apart_from_weekdays(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("not_up"))
+    history = [r for i in range(20) for r in day_of_life(
+        START + timedelta(days=i),
+        up="09:30" if (START + timedelta(days=i)).weekday() >= 5 else "07:00")]
+    sunday, monday = START + timedelta(days=20), START + timedelta(days=21)
+    assert (sunday.weekday(), monday.weekday()) == (6, 0)
+    # A Sunday lie-in till 10:30 is ordinary for them (weekdays' 07:00 + 2 h would not be);
+    # a Monday with nobody up is caught at the weekday time.
+    readings = history + day_of_life(sunday, up="10:30") + day_of_life(monday, up=None)
+    alerts = run(Detector(config), readings)
+    assert [a.raised_at for a in alerts] == [at(monday, "09:00")]
+    assert "07:00 on weekdays" in alerts[0].message
+
+
+def night_owl_day(day: date, up: bool = True) -> list:
+    """Home from a night out at 04:00, asleep till 11:00 on a mat that pulses under a
+    restless sleeper (pressed, released), up at 11:00; out again at 20:00."""
+    out = [reading("hub", "heartbeat", 1, t) for t in
+           every(at(day, "00:00"), at(day, "00:00") + 24 * H, 30 * M)]
+    out += [reading("front-door", "contact", 1, at(day, "04:00")),
+            reading("front-door", "contact", 0, at(day, "04:00") + M)]
+    out += [reading("kitchen-pir", "motion", 1, at(day, "04:02") + i * 4 * M) for i in range(3)]
+    rise = at(day, "11:00") if up else at(day, "15:00")
+    for t in every(at(day, "04:20"), rise, 20 * M):
+        out += [reading("bed-mat", "bed", 1, t), reading("bed-mat", "bed", 0, t + M / 6)]
+    out += [reading("kitchen-pir", "motion", 1, t) for t in
+            every(rise + 5 * M, at(day, "19:55"), 10 * M)]
+    out += [reading("kettle-plug", "power", 2000, rise + 10 * M),
+            reading("kettle-plug", "power", 0, rise + 13 * M)]
+    out += [reading("front-door", "contact", 1, at(day, "20:00")),
+            reading("front-door", "contact", 0, at(day, "20:00") + M)]
+    return out
+
+
+def test_a_night_homecoming_and_a_restless_mat_are_not_getting_up(tmp_path: Path) -> None:
+    # His plan says he rises late, so the first mornings (still learning) are quiet too.
+    config = config_for(tmp_path, rules=only("not_up", not_up={"default_up_by": "12:00"}))
+    days = [r for i in range(10) for r in night_owl_day(START + timedelta(days=i))]
+    late = START + timedelta(days=10)
+    alerts = run(Detector(config), days + night_owl_day(late, up=False))
+    # Learned with hindsight: the night's rest ended at 11:00, not at 04:00 when he came
+    # home, nor at a pulse of the mat. So the morning he stays in bed is caught at 13:00.
+    assert [a.rule for a in alerts] == ["not_up"]
+    assert at(late, "13:00") <= alerts[0].raised_at <= at(late, "13:10")  # 11:00-11:05 + 2 h
+    assert "around 11:0" in alerts[0].message

@@ -79,7 +79,9 @@ def test_not_up_fires_at_the_usual_time_plus_the_margin_once_learned(tmp_path: P
     alert = alerts[0]
     # Usual 07:30 (the median of the last ten mornings) + 2 h margin.
     assert alert.raised_at == at(START + timedelta(days=10), "09:30")
-    assert "usually get up around 07:30 (median of the last 10 mornings)" in alert.message
+    # 15 January 2026 is a Thursday: the weekday mornings are its baseline.
+    assert "usually get up around 07:30 on weekdays (median of the last 8 weekday " \
+        "mornings)" in alert.message
     assert alert.resolved_at is not None
     assert alert.resolved_at > at(START + timedelta(days=10), "13:00")
 
