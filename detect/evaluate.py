@@ -22,8 +22,9 @@ from typing import Any
 
 from detect import news2
 from detect.backtest import backtest_readings, read_readings
+from detect.coverage import can_see
 from telecare.alert import SEVERITIES, Alert
-from telecare.config import load_config
+from telecare.config import HomeConfig, load_config
 from telecare.reading import Reading, parse_ts
 
 # Which rules catch each scenario kind; an empty tuple: not a crisis, nothing should fire.
@@ -43,11 +44,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "visitor": (),
     "hospital": (),
 }
-# Sensors a home must have (any one of these device kinds) for a kind to be visible at all. A
-# label in a home without them is counted as unseen, apart from recall: no rule could see it.
-SEEN_WITH: dict[str, frozenset[str]] = {
-    "uti": frozenset({"flush", "bed"}),
-    "night_wandering": frozenset({"contact"}),
+# The crisis each kind is, in `detect.coverage`'s words: a label in a home whose sensors
+# cannot see it at all is counted as unseen, apart from recall: no rule could see it.
+CRISIS: dict[str, str] = {
+    "pendant": "call for help", "long_lie": "long lie", "not_up": "not up",
+    "night_wandering": "night wandering", "cold_home": "cold or hot home",
+    "heatwave": "cold or hot home", "uti": "night toileting", "skipped_meals": "skipped meals",
+    "decline": "decline", "vitals": "vital signs (NEWS2)",
 }
 SAME_TIME = timedelta(minutes=1)  # an alert this close to one of the reference's is background
 ACUTE = {"pendant", "long_lie", "not_up", "night_wandering", "cold_home", "heatwave", "vitals"}
@@ -164,7 +167,7 @@ def _news2_thresholds(readings: list[Reading], labels: list[dict[str, Any]]
     return out
 
 
-def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, Any],
+def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, HomeConfig],
           span: tuple[date, date], thresholds: dict[int, datetime] | None = None,
           spans: dict[str, tuple[date, date]] | None = None) -> Evaluation:
     """`thresholds`: for some labels (by index), when the rule's threshold was reached; the
@@ -190,9 +193,9 @@ def score(alerts: list[Alert], labels: list[dict[str, Any]], homes: dict[str, An
             result.alerts_during += sum(start <= a.raised_at <= end
                                         for a in by_home[lab["home"]])
             continue
-        home = homes.get(lab["home"])
-        needs = SEEN_WITH.get(lab["kind"])
-        if needs and home is not None and not needs & {d.kind for d in home.devices}:
+        described = homes.get(lab["home"])
+        crisis = CRISIS.get(lab["kind"])
+        if crisis and described is not None and not can_see(described, crisis):
             result.unseen += 1
             continue
         result.labels += 1

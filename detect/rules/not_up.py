@@ -7,11 +7,15 @@ to the toilet and back to bed, or a few movements and then an hour of silence, i
 getting up. A home with only door contacts and plugs shows no night-time trips, so there
 the first morning use of the kettle, the fridge or a door is getting up.
 
-The usual time is learned with hindsight, once the morning is over: it is the end of the
-night's main rest, the longest spell of quiet (or of a bed mat alone) that ends between 04:00
-and 15:00, where brief trips in between (under 20 min, no use of the kitchen, an hour's quiet
-after) are part of the rest. A homecoming at 04:00 from a night out followed by sleep till
-noon teaches noon, not 04:00; pulses of a bed mat under a restless sleeper are rest, not
+Where motion sensors or a bed mat show the night, the usual time is learned with
+hindsight, once the morning is over: it is the end of the night's main rest, the longest
+spell of quiet (or of a bed mat alone) that ends between 04:00 and 15:00, where brief trips
+in between (under 20 min, no use of the kitchen, an hour's quiet after) are part of the
+rest. A homecoming at 04:00 from a night out followed by sleep till noon teaches noon, not
+04:00; pulses of a bed mat under a restless sleeper are rest, not getting up. With doors and
+plugs only, the morning's first use is learned (hindsight knows no more there), and a door
+followed by a quiet night does not excuse the morning: it is judged, and the alert says the
+door was the last thing seen.
 getting up. The usual time is the median of these over recent mornings, taken apart for
 weekdays and weekends once three of the day's type are known (a Sunday lie-in is not a
 Monday's; with fewer, the later of the two). Until `min_days` mornings are known, the
@@ -29,6 +33,7 @@ from typing import Any
 
 from detect.activity import Activity
 from detect.baseline import Baseline
+from detect.localtime import when
 from detect.rules.base import Rule
 from telecare.alert import Alert
 from telecare.config import HomeConfig, RoutineSettings
@@ -189,10 +194,17 @@ class NotUp(Rule):
         """A new morning: learn yesterday's getting-up time, start watching today's."""
         if self.day is not None:
             night = datetime.combine(self.day - timedelta(days=1), NIGHT_FROM, self.tz)
-            woke = main_rest_end(
-                self.bouts, night.timestamp(),
-                datetime.combine(self.day, time(MORNING_START), self.tz).timestamp(),
-                datetime.combine(self.day, time(MORNING_END), self.tz).timestamp())
+            woke: float | None = None
+            if self.sustained == SUSTAINED:
+                woke = main_rest_end(
+                    self.bouts, night.timestamp(),
+                    datetime.combine(self.day, time(MORNING_START), self.tz).timestamp(),
+                    datetime.combine(self.day, time(MORNING_END), self.tz).timestamp())
+            elif self.up_at is not None:
+                # Doors and plugs only: a night's rest cannot be told from a night out
+                # (the door, then nothing) nor a trip from getting up, so hindsight knows no
+                # more than the morning's first use did.
+                woke = self.up_at.timestamp()
             if woke is not None:
                 # A morning flagged against the plan's default while still learning is
                 # still the resident's own time (a late riser is not ill every day); only
@@ -206,7 +218,7 @@ class NotUp(Rule):
         # A morning whose deadline passed before we watched it, or that starts with the
         # resident out of the house, is not judged. (Woken at the deadline we announced, we
         # were watching: learning yesterday may have moved today's deadline a minute.)
-        self.skip = (not woken and self._day_deadline(day) < at) or self.out
+        self.skip = (not woken and self._day_deadline(day) < at) or self._gone()
 
     # --- what ---------------------------------------------------------------------------
 
@@ -259,6 +271,13 @@ class NotUp(Rule):
         self.open = None
         return [done]
 
+    def _gone(self) -> bool:
+        """Out of the house, as far as the sensors can tell. With motion sensors or a bed
+        mat, a night after the front door with nothing astir means out; with doors and
+        plugs only it means nothing (the bins taken out at 20:47, then a quiet night), so
+        such a morning is still judged, and the alert says what was seen last."""
+        return self.out and self.sustained == SUSTAINED
+
     def _note_bout(self, activity: Activity) -> None:
         at = activity.ts.timestamp()
         last = self.bouts[-1] if self.bouts else None
@@ -299,8 +318,8 @@ class NotUp(Rule):
                 return []
         if self.day is not None and now < self._day_deadline(self.day):
             return []  # the deadline moved later; woken again then
-        if self.up_at is not None or self.open is not None or self.skip or self.out:
-            if self.out:
+        if self.up_at is not None or self.open is not None or self.skip or self._gone():
+            if self._gone():
                 self.skip = True  # gone out without being seen up: not judged
             return []
         if self.candidate is not None and self.last_act is not None and \
@@ -317,7 +336,11 @@ class NotUp(Rule):
             basis = (f"They usually get up around {_clock(usual[0])}{on} (median of the "
                      f"last {usual[2]} {usual[1] + ' ' if usual[1] else ''}mornings).")
         stirred = ""
-        if self.candidate is not None and self.last_act is not None:
+        if self.out and self.last_act is not None:
+            stirred = (f" The last thing seen was the front door, at "
+                       f"{when(self.last_act, self.tz)}: they may have gone out, or not be "
+                       "up.")
+        elif self.candidate is not None and self.last_act is not None:
             stirred = (f" Brief activity at {self.candidate.astimezone(self.tz):%H:%M}, "
                        "then quiet.")
         self.flagged = True

@@ -88,6 +88,27 @@ def check(config_dir: str) -> None:
 
 
 @main.command()
+@config_option
+@click.option("--home", "only_home", default=None, help="one home only")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per home")
+def coverage(config_dir: str, only_home: str | None, as_json: bool) -> None:
+    """Which crises each home's sensors can see, and which they cannot (and why)."""
+    from detect.coverage import coverage as sights
+    from detect.coverage import coverage_line
+
+    config = _load(config_dir)
+    if only_home is not None and not config.known(only_home):
+        raise click.ClickException(f"no home {only_home!r} in {config_dir}")
+    for name in [only_home] if only_home else sorted(config.homes):
+        home = config.homes[name]
+        if as_json:
+            click.echo(json.dumps({"home": name, "crises": [
+                {"crisis": s.crisis, "seen": s.seen, "how": s.how} for s in sights(home)]}))
+        else:
+            click.echo(coverage_line(home))
+
+
+@main.command()
 @click.option("--readings", "readings_file", required=True, type=click.Path(dir_okay=False))
 @config_option
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False))
@@ -107,6 +128,26 @@ def backtest(readings_file: str, config_dir: str, out_file: str) -> None:
                f"{len(result.alerts)} alerts -> {out_file}", err=True)
 
 
+def _log_coverage(config: Config) -> None:
+    """At start-up, what the homes' sensors cannot see: per home for a few homes, per
+    crisis for many (the full list: `telecare coverage`)."""
+    from detect.coverage import coverage, coverage_line
+
+    homes = [config.homes[name] for name in sorted(config.homes)]
+    if len(homes) <= 20:
+        for home in homes:
+            log.info("coverage: %s", coverage_line(home))
+        return
+    blind: dict[str, list[str]] = {}
+    for home in homes:
+        for sight in coverage(home):
+            if sight.seen == "no":
+                blind.setdefault(sight.crisis, []).append(home.home)
+    for crisis, names in sorted(blind.items()):
+        log.info("coverage: %d of %d homes cannot see %s (e.g. %s); see telecare coverage",
+                 len(names), len(homes), crisis, ", ".join(names[:3]))
+
+
 def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol: str,
            stages: tuple[str, ...], log_level: str, share_group: str | None = None,
            influx_url: str | None = None, metrics_port: int | None = None,
@@ -119,6 +160,7 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     config = _load(config_dir)
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
+    _log_coverage(config)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
     url: BrokerUrl | None = None
     embedded: EmbeddedBroker | None = None

@@ -229,3 +229,39 @@ def test_a_motion_sensor_stuck_on_does_not_keep_an_empty_home_alive(tmp_path: Pa
     alerts = run(Detector(config), out)
     assert [(a.rule, a.raised_at) for a in alerts] == [("inactivity", at(day, "13:00"))]
     assert "kitchen" in alerts[0].message
+
+
+SPARSE = [{"id": "front-door", "kind": "contact", "room": "hall", "role": "front_door"},
+          {"id": "fridge", "kind": "contact", "room": "kitchen", "role": "fridge"},
+          {"id": "kettle-plug", "kind": "power", "room": "kitchen", "role": "kettle"},
+          {"id": "toilet", "kind": "flush", "room": "bathroom"}]
+
+
+def sparse_day(day: date, up: bool = True) -> list:
+    """Doors and plugs only: kettle and fridge from 08:00, the bins out at 20:47 (the door,
+    then nothing till morning)."""
+    out = []
+    if up:
+        out += [reading("toilet", "flush", 1, at(day, "08:00")),
+                reading("kettle-plug", "power", 2000, at(day, "08:05")),
+                reading("kettle-plug", "power", 0, at(day, "08:08")),
+                reading("fridge", "contact", 1, at(day, "08:10")),
+                reading("fridge", "contact", 0, at(day, "08:11")),
+                reading("fridge", "contact", 1, at(day, "13:00")),
+                reading("fridge", "contact", 0, at(day, "13:01"))]
+    return out + [reading("front-door", "contact", 1, at(day, "20:47")),
+                  reading("front-door", "contact", 0, at(day, "20:48"))]
+
+
+def test_with_doors_only_a_door_then_a_quiet_night_does_not_excuse_the_morning(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, devices=SPARSE, rules=only("not_up"))
+    days = [r for i in range(10) for r in sparse_day(START + timedelta(days=i))]
+    late = START + timedelta(days=10)
+    alerts = run(Detector(config), days + sparse_day(late, up=False) +
+                 [reading("fridge", "contact", 1, at(late, "16:00"))])
+    # Nothing says they went out at 20:47 rather than took the bins out: judged, and the
+    # alert says what was seen last.
+    assert [a.rule for a in alerts] == ["not_up"]
+    assert at(late, "10:00") <= alerts[0].raised_at <= at(late, "10:10")  # ~08:00 + 2 h
+    assert "The last thing seen was the front door" in alerts[0].message
