@@ -15,14 +15,13 @@ rest. A homecoming at 04:00 from a night out followed by sleep till noon teaches
 04:00; pulses of a bed mat under a restless sleeper are rest, not getting up. With doors and
 plugs only, the morning's first use is learned (hindsight knows no more there), and a door
 followed by a quiet night does not excuse the morning: it is judged, and the alert says the
-door was the last thing seen.
-getting up. The usual time is the median of these over recent mornings, taken apart for
-weekdays and weekends once three of the day's type are known (a Sunday lie-in is not a
-Monday's; with fewer, the later of the two). Until `min_days` mornings are known, the
-deadline is the plan's `default_up_by`, or the latest morning seen so far plus the margin if
-that is later, and the alert says the usual time is still being learned. A morning that
-begins with the resident out (a hospital stay, a night away) is not judged, unless they come
-home before its deadline.
+door was the last thing seen. The usual time is the median of these over recent mornings,
+taken apart for weekdays and weekends once three of the day's type are known (a Sunday
+lie-in is not a Monday's; with fewer, the later of the two). Until `min_days` mornings are
+known, the deadline is the plan's `default_up_by`, or the latest morning seen so far plus
+the margin if that is later, and the alert says the usual time is still being learned. A
+morning that begins with the resident out (a hospital stay, a night away) is not judged,
+unless they come home before its deadline.
 """
 
 from __future__ import annotations
