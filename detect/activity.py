@@ -3,8 +3,7 @@
 Activity is any resident-made event: movement, a door or cupboard changing state, a flush, an
 appliance switching on, getting into or out of bed or a chair, a pendant press. A device
 repeating an unchanged state (a periodic check-in) is not activity, nor is a room thermometer,
-a vital sign, a fall detector or a gateway heartbeat, nor a motion sensor stuck on (reporting
-at one steady beat for hours, as one in a real recording did for a week in an empty home).
+a vital sign, a fall detector or a gateway heartbeat.
 """
 
 from __future__ import annotations
@@ -18,11 +17,6 @@ from telecare.reading import Reading, format_ts, parse_ts
 
 EXIT_ROLES = frozenset({"front_door", "back_door"})
 BACK_WITHIN = timedelta(minutes=30)
-# A motion sensor that reports at one steady beat (the same interval, to the second) for
-# this long is stuck on, not watching a person: nobody moves to a metronome for half a day.
-STUCK_AFTER = timedelta(hours=12).total_seconds()
-STEADY = 2.0  # seconds either way
-BEAT_MAX = timedelta(minutes=5).total_seconds()
 STATE_KINDS = frozenset({"contact", "bed", "chair"})
 EVENT_KINDS = frozenset({"motion", "flush", "button"})
 
@@ -71,23 +65,6 @@ class ActivityTracker:
         self.elsewhere_at: datetime | None = None  # the last activity outside the bedroom
         self.out = False  # the front or back door, and no sign of life since
         self.pending: tuple[datetime, str] | None = None  # first sign of life after the door
-        # Per motion sensor: [last report, start of its steady beat, the beat] (epoch s).
-        self.beats: dict[str, list[float]] = {}
-
-    def _stuck(self, device: str, ts: datetime) -> bool:
-        """Has this motion sensor been reporting at one steady beat for STUCK_AFTER?"""
-        at = ts.timestamp()
-        beat = self.beats.get(device)
-        if beat is None or at <= beat[0]:
-            self.beats[device] = [at, at, 0.0] if beat is None else beat
-            return False
-        gap = at - beat[0]
-        if gap > BEAT_MAX:
-            beat[1], beat[2] = at, 0.0  # a pause: no beat
-        elif abs(gap - beat[2]) > STEADY:
-            beat[1], beat[2] = beat[0], gap  # a new beat starts with the previous report
-        beat[0] = at
-        return at - beat[1] >= STUCK_AFTER
 
     def _away(self, ts: datetime, device: str, exit_door: bool) -> bool:
         """May the resident be out after this event? After the front or back door, yes,
@@ -123,7 +100,7 @@ class ActivityTracker:
         if r.kind not in STATE_KINDS and r.kind != "power" and r.kind not in EVENT_KINDS:
             return None
         if r.kind in EVENT_KINDS:
-            changed = r.value >= 1 and not (r.kind == "motion" and self._stuck(r.device, r.ts))
+            changed = r.value >= 1
         else:
             prev_ts = self.last_ts.get(key)
             if prev_ts is not None and r.ts < prev_ts:
@@ -170,7 +147,7 @@ class ActivityTracker:
             "last_ts": {k: format_ts(v) for k, v in self.last_ts.items()},
             "bed_at": format_ts(self.bed_at) if self.bed_at else None,
             "elsewhere_at": format_ts(self.elsewhere_at) if self.elsewhere_at else None,
-            "out": self.out, "beats": self.beats,
+            "out": self.out,
             "pending": [format_ts(self.pending[0]), self.pending[1]] if self.pending else None,
         }
 
@@ -181,6 +158,5 @@ class ActivityTracker:
         self.elsewhere_at = parse_ts(state["elsewhere_at"]) if state.get("elsewhere_at") \
             else None
         self.out = bool(state.get("out", False))
-        self.beats = {k: list(v) for k, v in state.get("beats", {}).items()}
         pending = state.get("pending")
         self.pending = (parse_ts(pending[0]), pending[1]) if pending else None
