@@ -14,8 +14,9 @@ in between (under 20 min, no use of the kitchen, an hour's quiet after) are part
 rest. A homecoming at 04:00 from a night out followed by sleep till noon teaches noon, not
 04:00; pulses of a bed mat under a restless sleeper are rest, not getting up. With doors and
 plugs only, the morning's first use is learned (hindsight knows no more there), and a door
-followed by a quiet night does not excuse the morning: it is judged, and the alert says the
-door was the last thing seen. The usual time is the median of these over recent mornings,
+followed by a quiet night does not excuse the next morning: it is judged, and the alert says
+the door was the last thing seen (after a day of nothing more, they are taken to be away).
+The usual time is the median of these over recent mornings,
 taken apart for weekdays and weekends once three of the day's type are known (a Sunday
 lie-in is not a Monday's; with fewer, the later of the two). Until `min_days` mornings are
 known, the deadline is the plan's `default_up_by`, or the latest morning seen so far plus
@@ -59,6 +60,7 @@ MAIN_REST = timedelta(hours=3).total_seconds()
 ROSE = timedelta(minutes=15).total_seconds()  # out of bed this long before the first doing
 NIGHT_FROM = time(18, 0)  # the night whose rest ends in a morning starts the evening before
 SAME_TYPE_DAYS = 3  # weekday and weekend mornings are told apart once 3 of a type are known
+GONE_AFTER = timedelta(hours=24)  # doors only: a door and then a day of nothing is away
 KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
 
 
@@ -275,7 +277,14 @@ class NotUp(Rule):
         mat, a night after the front door with nothing astir means out; with doors and
         plugs only it means nothing (the bins taken out at 20:47, then a quiet night), so
         such a morning is still judged, and the alert says what was seen last."""
-        return self.out and self.sustained == SUSTAINED
+        if not self.out:
+            return False
+        if self.sustained == SUSTAINED or self.last_act is None or self.day is None:
+            return True
+        # Judged the first morning only: after a day more of nothing, they are away (a
+        # hospital stay is not a not-up alarm every morning).
+        return datetime.combine(self.day, time(MORNING_START), self.tz) - self.last_act > \
+            GONE_AFTER
 
     def _note_bout(self, activity: Activity) -> None:
         at = activity.ts.timestamp()
