@@ -16,6 +16,10 @@ from telecare.config import HomeConfig
 from telecare.reading import Reading, format_ts, parse_ts
 
 EXIT_ROLES = frozenset({"front_door", "back_door"})
+KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
+# Sensors that see the resident at rest (and so through the night), not only their doings: a
+# home without any is "doors and plugs only", and rules judge it more loosely.
+PRESENCE_KINDS = frozenset({"motion", "bed", "chair"})
 BACK_WITHIN = timedelta(minutes=30)
 STATE_KINDS = frozenset({"contact", "bed", "chair"})
 EVENT_KINDS = frozenset({"motion", "flush", "button"})
@@ -33,6 +37,22 @@ class Activity:
     kind: str = ""  # the reading's kind: "motion", "contact", "bed", ...
     role: str | None = None  # the device's role: "fridge", "front_door", ...
     away: bool = False  # after this event, may the resident be out of the house?
+
+    @property
+    def kitchen(self) -> bool:
+        """Someone making something (see `kitchen_use`)."""
+        return kitchen_use(self.kind, self.room, self.role)
+
+
+def kitchen_use(kind: str, room: str | None, role: str | None) -> bool:
+    """Is a device's use someone making something: the kettle, fridge or microwave, or a
+    cupboard, drawer or appliance in the kitchen? (A kitchen motion sensor is not.)"""
+    return role in KITCHEN_ROLES or (room == "kitchen" and kind in ("contact", "power"))
+
+
+def sees_presence(home: HomeConfig) -> bool:
+    """Has the home a motion sensor, bed mat or chair mat (more than doors and plugs)?"""
+    return any(d.kind in PRESENCE_KINDS for d in home.devices)
 
 
 def _describe(kind: str, role: str | None, room: str | None, device: str, value: float) -> str:
@@ -123,6 +143,7 @@ class ActivityTracker:
         role = device.role if device else None
         room = device.room if device else None
         exit_door = role in EXIT_ROLES
+        away = self._away(r.ts, r.device, exit_door)
         if r.kind == "bed" and r.value >= 1:
             self.bed_at = r.ts
         elif r.kind != "bed" and room is not None and room != "bedroom" and \
@@ -138,7 +159,7 @@ class ActivityTracker:
             in_chair=self.in_chair,
             kind=r.kind,
             role=role,
-            away=self._away(r.ts, r.device, exit_door),
+            away=away,
         )
 
     def state(self) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from detect.activity import kitchen_use
 from telecare.config import HomeConfig
 
 VITALS = frozenset({"heart_rate", "spo2", "resp_rate", "systolic_bp", "body_temperature"})
 ACTIVITY = frozenset({"motion", "contact", "bed", "chair", "power", "flush"})
-KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,7 @@ def coverage(home: HomeConfig) -> list[Sight]:
               "trips out of bed" if "bed" in kinds else "bathroom motion sensor")
     else:
         sight("night toileting", "no", "no flush sensor, bed mat or bathroom motion sensor")
-    kitchen_use = roles & KITCHEN_ROLES or any(
-        d.room == "kitchen" and d.kind in ("contact", "power") for d in home.devices)
-    if kitchen_use:
+    if any(kitchen_use(d.kind, d.room, d.role) for d in home.devices):
         sight("skipped meals", "yes", "kitchen cupboards, fridge or appliances")
     elif ("motion", "kitchen") in in_room:
         sight("skipped meals", "partly", "kitchen motion sensor only")

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from detect.activity import KITCHEN_ROLES
 from telecare.reading import Reading, format_ts, parse_jsonl_line
 
 RESIDENT = frozenset({"motion", "contact", "bed", "chair", "flush", "power", "button"})
@@ -45,7 +46,6 @@ VIEWS: dict[str, frozenset[str] | None] = {
 }
 KINDS = ("long_lie", "not_up", "night_wandering", "uti", "skipped_meals")
 LIE = timedelta(hours=8)
-KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
 
 
 @dataclass

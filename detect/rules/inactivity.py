@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from detect.activity import Activity
+from detect.activity import Activity, sees_presence
 from detect.localtime import add_window_time, hours_minutes, when, window_time_between
 from detect.rules.base import Rule
 from telecare.alert import Alert
@@ -43,8 +43,7 @@ class Inactivity(Rule):
         self.last: Activity | None = None
         self.open: Alert | None = None
         self._deadline: datetime | None = None
-        presence = {"motion", "bed", "chair"}
-        self.sparse = not any(d.kind in presence for d in home.devices)
+        self.sparse = not sees_presence(home)
         self.threshold = settings.sparse_threshold if self.sparse else settings.threshold
         self.ceiling = settings.sparse_threshold if self.sparse else \
             max(settings.threshold, settings.resting_threshold)

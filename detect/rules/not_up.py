@@ -31,7 +31,7 @@ import statistics
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from detect.activity import Activity
+from detect.activity import Activity, sees_presence
 from detect.baseline import Baseline
 from detect.localtime import when
 from detect.rules.base import Rule
@@ -61,7 +61,6 @@ ROSE = timedelta(minutes=15).total_seconds()  # out of bed this long before the 
 NIGHT_FROM = time(18, 0)  # the night whose rest ends in a morning starts the evening before
 SAME_TYPE_DAYS = 3  # weekday and weekend mornings are told apart once 3 of a type are known
 GONE_AFTER = timedelta(hours=24)  # doors only: a door and then a day of nothing is away
-KITCHEN_ROLES = frozenset({"kettle", "fridge", "microwave"})
 
 
 def _hours(t: datetime) -> float:
@@ -77,12 +76,6 @@ def _resting(activity: Activity) -> bool:
     not up and about. (Getting up shows outside the bedroom within minutes.)"""
     return activity.in_bed or activity.kind == "bed" or (
         activity.kind == "motion" and activity.room == "bedroom")
-
-
-def _kitchen(activity: Activity) -> bool:
-    """A cupboard, the fridge or an appliance in the kitchen: someone is making something."""
-    return activity.kind in ("contact", "power") and (
-        activity.room == "kitchen" or activity.role in KITCHEN_ROLES)
 
 
 def main_rest_end(bouts: list[list[float]], start: float, earliest: float,
@@ -142,8 +135,8 @@ class NotUp(Rule):
         self.rested: float | None = None  # the last event in bed or the bedroom (epoch s)
         # Doors and plugs only: two uses a minute or more apart, then no long silence, mean
         # up; a door and then silence (an early trip to the toilet) does not.
-        self.sustained = SUSTAINED if any(d.kind in ("motion", "bed", "chair")
-                                          for d in home.devices) else SUSTAINED_SPARSE
+        self.sees_night = sees_presence(home)
+        self.sustained = SUSTAINED if self.sees_night else SUSTAINED_SPARSE
 
     # --- when ---------------------------------------------------------------------------
 
@@ -196,7 +189,7 @@ class NotUp(Rule):
         if self.day is not None:
             night = datetime.combine(self.day - timedelta(days=1), NIGHT_FROM, self.tz)
             woke: float | None = None
-            if self.sustained == SUSTAINED:
+            if self.sees_night:
                 woke = main_rest_end(
                     self.bouts, night.timestamp(),
                     datetime.combine(self.day, time(MORNING_START), self.tz).timestamp(),
@@ -243,7 +236,7 @@ class NotUp(Rule):
         if self.up_at is not None and self.open is None and \
                 activity.ts < self._day_deadline(day) and (
                     (in_bed and activity.ts < self.up_at + CONFIRM) or (
-                        self.sustained == SUSTAINED and last is not None and not sat and
+                        self.sees_night and last is not None and not sat and
                         last < self.up_at + CONFIRM and activity.ts - last > QUIET)):
             # Back to bed, or (where motion sensors would see someone up) an hour's silence,
             # soon after: that was a trip in the night or an early wander (a night out
@@ -260,7 +253,7 @@ class NotUp(Rule):
             return []
         if self.candidate is None or (last is not None and activity.ts - last > QUIET):
             self.candidate = activity.ts
-        if activity.ts - self.candidate < self.sustained and not _kitchen(activity) and \
+        if activity.ts - self.candidate < self.sustained and not activity.kitchen and \
                 not activity.in_chair:
             return []  # up once it lasts, or the kitchen is used, or they settle in a chair
         self.up_at = self.candidate
@@ -279,7 +272,7 @@ class NotUp(Rule):
         such a morning is still judged, and the alert says what was seen last."""
         if not self.out:
             return False
-        if self.sustained == SUSTAINED or self.last_act is None or self.day is None:
+        if self.sees_night or self.last_act is None or self.day is None:
             return True
         # Judged the first morning only: after a day more of nothing, they are away (a
         # hospital stay is not a not-up alarm every morning).
@@ -296,7 +289,7 @@ class NotUp(Rule):
                     at - self.rested > ROSE:
                 self.rested = at  # out of bed (or, with no mat, astir in the bedroom)
             return
-        kitchen = _kitchen(activity)
+        kitchen = activity.kitchen
         if last is not None and at - last[1] < REST:
             last[1] = max(last[1], at)
             last[2] = max(last[2], float(kitchen))
@@ -326,9 +319,9 @@ class NotUp(Rule):
                 return []
         if self.day is not None and now < self._day_deadline(self.day):
             return []  # the deadline moved later; woken again then
-        if self.up_at is not None or self.open is not None or self.skip or self._gone():
-            if self._gone():
-                self.skip = True  # gone out without being seen up: not judged
+        if self._gone():
+            self.skip = True  # gone out without being seen up: not judged
+        if self.up_at is not None or self.open is not None or self.skip:
             return []
         if self.candidate is not None and self.last_act is not None and \
                 now - self.last_act < QUIET:

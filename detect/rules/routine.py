@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from detect.activity import Activity
+from detect.activity import KITCHEN_ROLES, Activity, kitchen_use
 from detect.baseline import Baseline, robust_spread
 from detect.models import DayModel
 from detect.rules.base import Rule
@@ -253,13 +253,11 @@ class Meals(DailyPattern):
     kettle plug."""
 
     name = "meals"
-    ROLES = ("kettle", "fridge", "microwave")
     VISIT_GAP = timedelta(minutes=10)
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home, settings)
-        self.kitchen = {d.id for d in home.devices if d.role in self.ROLES or (
-            d.room == "kitchen" and d.kind in ("contact", "power"))}
+        self.kitchen = {d.id for d in home.devices if kitchen_use(d.kind, d.room, d.role)}
         if not self.kitchen:  # a motion sensor is the kitchen's only witness: its visits
             self.kitchen = {d.id for d in home.devices
                             if d.room == "kitchen" and d.kind == "motion"}
@@ -376,7 +374,7 @@ class UnusualDay(DailyPattern):
         super().__init__(home, settings)
         self.model = DayModel(self.FEATURES, settings.baseline_days, settings.min_days,
                               floors=self.FLOORS)
-        self.kitchen = {d.id for d in home.devices if d.role in Meals.ROLES}
+        self.kitchen = {d.id for d in home.devices if d.role in KITCHEN_ROLES}
         self.figures = dict.fromkeys(self.FEATURES, 0.0)
 
     def counts(self, reading: Reading, activity: Activity | None) -> float:
