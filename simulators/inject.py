@@ -10,7 +10,9 @@ nothing) and copies of it, each with one labelled crisis:
   resident at home and active in the hour before), every resident event is removed for 8 h;
   heartbeats, thermometers and check-ins go on;
 - `not_up`: every resident event removed from 04:00 until 4 h after the resident's usual
-  getting-up time that morning (label from the usual time);
+  getting-up time that morning (label from the usual time). The usual time comes from the
+  recording's own annotations where it has them (`activities.jsonl`: the end of the night's
+  last sleep), else from the readings;
 - `night_wandering`: the front door opened and closed between 01:00 and 04:00, and nothing
   indoors for the hour after;
 - `uti`: night-time toilet trips growing over a week (1, 1, 2, 2, 3, 3, 3 extra a night):
@@ -27,7 +29,7 @@ import random
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from detect.activity import KITCHEN_ROLES
-from telecare.reading import Reading, format_ts, parse_jsonl_line
+from telecare.reading import Reading, format_ts, parse_jsonl_line, parse_ts
 
 RESIDENT = frozenset({"motion", "contact", "bed", "chair", "flush", "power", "button"})
 VIEWS: dict[str, frozenset[str] | None] = {
@@ -44,6 +46,7 @@ VIEWS: dict[str, frozenset[str] | None] = {
     "contacts": frozenset({"contact", "power", "flush"}),
     "pirs": frozenset({"motion"}),
 }
+SLEEP = ("sleeping", "go to bed")  # annotated activities that are sleep (Ordonez, van Kasteren)
 KINDS = ("long_lie", "not_up", "night_wandering", "uti", "skipped_meals")
 LIE = timedelta(hours=8)
 
@@ -53,6 +56,7 @@ class Home:
     home: str
     description: dict[str, Any]
     readings: list[Reading]
+    wakings: list[datetime] = field(default_factory=list)  # annotated ends of sleep
 
     @property
     def tz(self) -> ZoneInfo:
@@ -79,14 +83,24 @@ def _view(home: Home, view: str) -> Home | None:
         return None
     ids = {d["id"] for d in keep}
     return Home(home.home, {**home.description, "devices": keep},
-                [r for r in home.readings if r.device in ids])
+                [r for r in home.readings if r.device in ids], home.wakings)
 
 
 def usual_up(home: Home) -> time:
-    """The resident's usual getting-up time, worked out from the readings apart from the
-    detector: per morning, the first resident event from 05:00 followed by three more in the
-    hour; the median over mornings."""
+    """The resident's usual getting-up time, apart from the detector: where the recording is
+    annotated, per morning the end of the last sleep that ends between 04:00 and 15:00 (a
+    homecoming at 04:00 and sleep till 11:00 is up at 11:00); else, from the readings, the
+    first resident event from 05:00 followed by three more in the hour. The median over
+    mornings."""
     tz = home.tz
+    woke: dict[date, datetime] = {}
+    for end in home.wakings:
+        local = end.astimezone(tz)
+        if 4 <= local.hour < 15:
+            woke[local.date()] = max(woke.get(local.date(), local), local)
+    if woke:
+        minutes = int(statistics.median(t.hour * 60 + t.minute for t in woke.values()))
+        return time(minutes // 60, minutes % 60)
     by_day: dict[date, list[datetime]] = defaultdict(list)
     for r in home.readings:
         if r.kind in RESIDENT:
@@ -243,11 +257,18 @@ def read_bundle(bundle: Path) -> list[Home]:
             if line.strip():
                 r = parse_jsonl_line(line)
                 by_home[r.home].append(r)
+    wakings: dict[str, list[datetime]] = defaultdict(list)
+    annotated = bundle / "activities.jsonl"
+    if annotated.exists():
+        for line in annotated.read_text(encoding="utf-8").splitlines():
+            act = json.loads(line) if line.strip() else {}
+            if str(act.get("activity", "")).lower().replace("_", " ") in SLEEP:
+                wakings[act["home"]].append(parse_ts(act["end"]))
     homes = []
     for path in sorted((bundle / "homes").glob("*.y*ml")):
         description = yaml.safe_load(path.read_text(encoding="utf-8"))
-        homes.append(Home(description["home"], description, by_home.get(description["home"],
-                                                                          [])))
+        name = description["home"]
+        homes.append(Home(name, description, by_home.get(name, []), wakings.get(name, [])))
     return homes
 
 

@@ -37,3 +37,29 @@ def test_copies_carry_one_labelled_crisis_each_and_the_reference_is_the_recordin
         (tmp_path / "again" / "readings.jsonl").read_bytes()
     ev = evaluate(tmp_path / "inj")
     assert ev.kinds["long_lie [full]"].caught == 1
+
+
+def test_not_up_is_injected_at_the_annotated_waking_time_where_the_recording_has_one(
+        tmp_path: Path) -> None:
+    from datetime import date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    bundle = simulate(tmp_path / "b", "--homes", "1", "--days", "12", "--seed", "41",
+                      "--rate", "0", "--layout", "full")
+    zone = ZoneInfo(read_bundle(bundle)[0].description["timezone"])
+    # Annotated like Ordonez's and van Kasteren's recordings: a sleep ending 04:10 (home
+    # from a night out), then another till 10:15 (the real getting up).
+    rows = []
+    for i in range(12):
+        day = date(2026, 1, 5) + timedelta(days=i)
+        for start, end in (("00:30", "04:10"), ("04:30", "10:15")):
+            rows.append({"home": "h001", "activity": "Sleeping",
+                         "start": datetime.combine(day, datetime.strptime(start, "%H:%M")
+                                                   .time(), zone).isoformat(),
+                         "end": datetime.combine(day, datetime.strptime(end, "%H:%M")
+                                                 .time(), zone).isoformat()})
+    (bundle / "activities.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    inject(bundle, tmp_path / "inj", seed=3, copies=1, kinds=("not_up",))
+    labels = [json.loads(x) for x in (tmp_path / "inj" / "labels.jsonl").read_text()
+              .splitlines()]
+    assert labels and {lab["detail"]["usual_up"] for lab in labels} == {"10:15"}
