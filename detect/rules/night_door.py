@@ -7,17 +7,21 @@ the doors themselves) has been seen since; it resolves at the next indoor activi
 within `LEAVING` of the opening is the resident on their way out (getting out of bed, the hall
 sensor as they pass), not a sign that someone is inside.
 
-Some residents go out at night as a matter of course. A resident who has come home in the
-night hours after an outing of an hour or more on `HABIT_NIGHTS` of the last `KEEP_DAYS`
-nights (outings that raised no alert: nothing flagged is learned from) is taken to do so: a
-night-time opening then raises the alert only if they are not back by the end of the night
-hours, and the alert says why it waited.
+Some residents go out at night as a matter of course. Each outing of an hour or more that
+ends in the night hours, or began in them, is remembered with its span (outings that raised
+no alert: nothing flagged is learned from; it is known when they come home, by the door
+after an hour in which the home stayed empty). A night-time opening at a time of night when
+the resident was out on `HABIT_NIGHTS` of the last `KEEP_DAYS` nights (within `NEAR` of an
+outing's span) is taken to be one of theirs: it raises the alert only if they are not back
+by the end of the night hours, and the alert says why it waited. Being out till 01:00 most
+Saturdays makes no habit of leaving a sleeping house at 03:00: that is told of at once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from detect.activity import Activity
 from detect.localtime import in_window, when
@@ -31,6 +35,13 @@ OUTING = timedelta(hours=1)
 HABIT_NIGHTS = 3
 KEEP_DAYS = 28
 RETURN_CONFIRM = timedelta(minutes=10)
+NEAR = 30  # minutes either side of an outing's span that still count as its time of night
+
+
+def _night_minute(at: datetime, tz: ZoneInfo) -> int:
+    """Minutes since noon, local: a night's times in order across midnight."""
+    local = at.astimezone(tz)
+    return (local.hour * 60 + local.minute - 720) % 1440
 
 
 class NightDoor(Rule):
@@ -44,13 +55,21 @@ class NightDoor(Rule):
         self.open: Alert | None = None
         self.door_at: datetime | None = None  # the latest door event
         self.stirred: set[str] = set()  # devices active indoors since the door was last used
-        self.returning: datetime | None = None  # a door in the night that may be a return
+        self.returning: datetime | None = None  # a door that may be a homecoming
+        self.left_at: datetime | None = None  # ... after leaving then
         self.flagged_outing = False
-        self.night_returns: list[int] = []  # local ordinals of nights they came home in
+        # Night-time outings: [local ordinal of the night, left, back (minutes since noon)].
+        self.outings: list[list[int]] = []
+
+    def habit_nights(self, at: datetime) -> int:
+        """On how many recent nights the resident was out at this time of night."""
+        day = (at.astimezone(self.tz) - timedelta(hours=12)).toordinal()
+        minute = _night_minute(at, self.tz)
+        return len({night for night, left, back in self.outings
+                    if night > day - KEEP_DAYS and left - NEAR <= minute <= back + NEAR})
 
     def habitual(self, at: datetime) -> bool:
-        day = at.astimezone(self.tz).toordinal()
-        return len({d for d in self.night_returns if d > day - KEEP_DAYS}) >= HABIT_NIGHTS
+        return self.habit_nights(at) >= HABIT_NIGHTS
 
     def _night_end(self, opened: datetime) -> datetime:
         window = self.settings.night_hours
@@ -66,13 +85,14 @@ class NightDoor(Rule):
             return []
         window = self.settings.night_hours
         if activity.exit_door:
-            # Coming home in the night: the door, after an hour or more in which the home
-            # was empty (no device stirred but perhaps one misfiring sensor) since the last
-            # time the door was used, and no alert raised for that outing.
+            # Coming home from a night out: the door, after an hour or more in which the
+            # home was empty (no device stirred but perhaps one misfiring sensor) since the
+            # last time the door was used, and no alert raised for that outing.
             if self.door_at is not None and activity.ts - self.door_at >= OUTING and \
-                    len(self.stirred) <= 1 and not self.flagged_outing and \
-                    in_window(activity.ts, window.start, window.end, self.tz):
-                self.returning = activity.ts
+                    len(self.stirred) <= 1 and not self.flagged_outing and (
+                        in_window(activity.ts, window.start, window.end, self.tz) or
+                        in_window(self.door_at, window.start, window.end, self.tz)):
+                self.returning, self.left_at = activity.ts, self.door_at
             if self.door_at is None or activity.ts - self.door_at > LEAVING:
                 self.stirred, self.flagged_outing = set(), False
             self.door_at = activity.ts
@@ -85,13 +105,18 @@ class NightDoor(Rule):
             return []  # on the way out
         if self.door_at is None or activity.ts - self.door_at > LEAVING:
             self.stirred.add(activity.device)
-        if self.returning is not None:
+        if self.returning is not None and self.left_at is not None:
             if activity.ts - self.returning <= RETURN_CONFIRM:
                 night = (self.returning.astimezone(self.tz) - timedelta(hours=12)).toordinal()
-                self.night_returns = [d for d in self.night_returns if d > night - KEEP_DAYS]
-                if night not in self.night_returns:
-                    self.night_returns.append(night)
-            self.returning = None
+                left = _night_minute(self.left_at, self.tz)
+                back = _night_minute(self.returning, self.tz)
+                if self.returning - self.left_at >= timedelta(hours=24):
+                    left, back = 0, 1439  # out all night
+                elif back < left:
+                    back = 1439  # out past noon: from leaving to the night's end
+                self.outings = [o for o in self.outings if o[0] > night - KEEP_DAYS]
+                self.outings.append([night, left, back])
+            self.returning = self.left_at = None
         # Indoor activity: whoever opened the door is inside.
         self.opened = None
         if self.open is not None:
@@ -115,10 +140,9 @@ class NightDoor(Rule):
         minutes = int((now - opened).total_seconds() // 60)
         habit = ""
         if self.habitual(opened):
-            nights = len(self.night_returns)
-            habit = (f" They often come home in the night ({nights} of the last {KEEP_DAYS} "
-                     f"nights), so this waited for the end of the night hours; they are not "
-                     "back yet.")
+            habit = (f" They are often out at this time of night ({self.habit_nights(opened)} "
+                     f"of the last {KEEP_DAYS} nights), so this waited for the end of the night "
+                     "hours; they are not back yet.")
         self.open = self.firing(
             now, self.settings.severity,
             f"The {(self.door or 'door').replace('-', ' ')} opened at {when(opened, self.tz)}, "
@@ -138,8 +162,8 @@ class NightDoor(Rule):
         return {"opened": ts(self.opened), "door": self.door,
                 "open": self.open.to_json_obj() if self.open else None,
                 "door_at": ts(self.door_at), "stirred": sorted(self.stirred),
-                "returning": ts(self.returning),
-                "flagged_outing": self.flagged_outing, "night_returns": self.night_returns}
+                "returning": ts(self.returning), "left_at": ts(self.left_at),
+                "flagged_outing": self.flagged_outing, "outings": self.outings}
 
     def load(self, state: dict[str, Any]) -> None:
         self.opened = parse_ts(state["opened"]) if state.get("opened") else None
@@ -149,4 +173,5 @@ class NightDoor(Rule):
         self.returning = parse_ts(state["returning"]) if state.get("returning") else None
         self.door_at = parse_ts(state["door_at"]) if state.get("door_at") else None
         self.flagged_outing = bool(state.get("flagged_outing", False))
-        self.night_returns = list(state.get("night_returns", []))
+        self.left_at = parse_ts(state["left_at"]) if state.get("left_at") else None
+        self.outings = [list(o) for o in state.get("outings", [])]

@@ -128,6 +128,13 @@ def test_going_out_at_night_is_learned_from_night_time_homecomings(tmp_path: Pat
     # Without that history the same door is an alert at 03:15.
     alerts = run(Detector(config), beats + walk)
     assert [a.raised_at for a in alerts] == [at(tonight, "03:15")]
+    # Nights out that end by 01:00 make no habit of a 03:00 door from a sleeping house
+    # (van Kasteren's house C: home by 02:00 from evenings out, never out later).
+    early = [r for i in range(3) for r in outing(START + timedelta(days=i), "21:00", "01:00")]
+    asleep = [reading("kitchen-pir", "motion", 1, at(tonight, "00:30") - 2 * H),
+              reading("bed-mat", "bed", 1, at(tonight, "00:30") - H)]  # home, in bed
+    alerts = run(Detector(config), early + beats + asleep + walk)
+    assert [a.raised_at for a in alerts] == [at(tonight, "03:15")]
 
 
 def test_a_reed_switch_that_reports_only_changes_is_never_called_offline(
