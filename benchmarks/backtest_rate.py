@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from detect.backtest import read_readings  # noqa: E402
 from detect.engine import Detector  # noqa: E402
-from telecare.config import load_config  # noqa: E402
+from detect.rules import load_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

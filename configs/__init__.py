@@ -1,1 +1,2 @@
-"""Packaged configuration: rule defaults (`rules.yaml`) and the demo home."""
+"""Packaged configuration: the demo home. (Rule defaults live with each rule, in
+`detect/rules/`; `telecare rules` prints them.)"""

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+
+from pydantic import Field
+
+from telecare.config import Duration, RuleSettings, Severity
 
 
 def mad(values: list[float]) -> float:
@@ -76,3 +81,13 @@ class Baseline:
     def load(self, state: dict[str, Any]) -> None:
         self.history = [(str(d), float(v), bool(f)) for d, v, f in state.get("history", [])]
         self.version = int(state.get("version", len(self.history)))
+
+
+class RoutineSettings(RuleSettings):
+    """Settings of the rules that judge the routine against the resident's own baseline."""
+
+    severity: Severity = "medium"
+    baseline_days: int = Field(default=28, ge=7, le=365)
+    min_days: int = Field(default=7, ge=3, le=365)
+    # A day with this much time out is neither judged nor learned from.
+    away_skip: Duration = timedelta(hours=12)

@@ -23,8 +23,9 @@ from typing import Any
 from detect import news2
 from detect.backtest import backtest_readings, read_readings
 from detect.coverage import can_see
+from detect.rules import load_config
 from telecare.alert import SEVERITIES, Alert
-from telecare.config import HomeConfig, load_config
+from telecare.config import HomeConfig
 from telecare.reading import Reading, parse_ts
 
 # Which rules catch each scenario kind; an empty tuple: not a crisis, nothing should fire.

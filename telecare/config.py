@@ -1,8 +1,9 @@
 """Loading and checking the configuration directory (contract section 4).
 
 Layout: `DIR/homes/{home}.yaml`, one file per home, and optionally `DIR/rules.yaml` with rule
-settings for every home in that directory. Rule defaults come from the packaged
-`configs/rules.yaml`; a home's own plan (`rules:` in its file) overrides them for that home.
+settings for every home in that directory. Rule defaults are in each rule's own settings
+class (the rule table is given by the caller: the core knows no rule by name); a home's own
+plan (`rules:` in its file) overrides them for that home.
 
 Everything is checked at load time, including references between parts (a file named for
 one home describing another, two devices with one id, an override for a rule that does not
@@ -15,8 +16,8 @@ import copy
 import difflib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from datetime import time, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -126,103 +127,34 @@ class Window(_Strict):
     end: ClockTime
 
 
-class EventRuleSettings(_Strict):
-    enabled: bool = True
-    severity: Severity
-    repeat_window: Duration
-
-
-
-class ColdHomeSettings(_Strict):
-    enabled: bool = True
-    severity: Severity
-    below_c: float
-    clear_above_c: float
-    duration: Duration = Field(alias="for")
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> ColdHomeSettings:
-        if self.clear_above_c < self.below_c:
-            raise ValueError("clear_above_c must be at least below_c")
-        return self
-
-
-class HotHomeSettings(_Strict):
-    enabled: bool = True
-    severity: Severity
-    above_c: float
-    clear_below_c: float
-    duration: Duration = Field(alias="for")
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> HotHomeSettings:
-        if self.clear_below_c > self.above_c:
-            raise ValueError("clear_below_c must be at most above_c")
-        return self
-
-
-class InactivitySettings(_Strict):
-    enabled: bool = True
-    severity: Severity
-    threshold: Duration
-    sparse_threshold: Duration
-    resting_threshold: Duration
-    waking_hours: Window
-    power_on_watts: float
-
-
-
-class NightDoorSettings(_Strict):
-    enabled: bool = True
-    severity: Severity
-    night_hours: Window
-    return_within: Duration
-
-
-class News2Settings(_Strict):
-    enabled: bool = True
-    severity_single_3: Severity
-    severity_5: Severity
-    severity_7: Severity
-    window: Duration
-    min_parameters: int = Field(ge=1, le=5)
-
-
-class DeviceHealthSettings(_Strict):
-    enabled: bool = True
-    severity: Severity
-    offline_after_min: Duration
-    battery_below: float
-    battery_replaced: float
-
-
-class RoutineSettings(_Strict):
-    """Settings of the rules that judge the routine against the resident's own baseline."""
-
-    enabled: bool = True
-    severity: Severity
-    baseline_days: int = Field(ge=7, le=365)
-    min_days: int = Field(ge=3, le=365)
-    away_skip: Duration  # a day with this much time out is neither judged nor learned from
-    decline_ratio: float = 0.7
-    default_up_by: ClockTime = time(9, 0)
-    margin: Duration = timedelta(minutes=90)
-
-
 class RuleSettings(_Strict):
-    pendant: EventRuleSettings
-    fall: EventRuleSettings
-    cold_home: ColdHomeSettings
-    hot_home: HotHomeSettings
-    inactivity: InactivitySettings
-    night_door: NightDoorSettings
-    news2: News2Settings
-    device_health: DeviceHealthSettings
-    not_up: RoutineSettings
-    night_toilet: RoutineSettings
-    meals: RoutineSettings
-    decline: RoutineSettings
-    unusual_day: RoutineSettings
+    """What every rule's settings have. Each rule module declares its own subclass, with its
+    defaults in the fields (see `detect.rules`): the core knows no rule by name."""
+
+    enabled: bool = True
+
+
+RuleTable = Mapping[str, type[RuleSettings]]  # rule name -> its settings
+
+
+class Rules:
+    """A home's settings for every rule in the table, checked at load: `rules.inactivity`
+    or `rules["inactivity"]`."""
+
+    def __init__(self, by_name: dict[str, RuleSettings]) -> None:
+        self._by_name = by_name
+
+    def __getitem__(self, name: str) -> RuleSettings:
+        return self._by_name[name]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_by_name"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
 
 
 class Device(BaseModel):
@@ -349,14 +281,14 @@ class Escalation(_Strict):
 class HomeConfig(BaseModel):
     # Unknown keys are refused: `contacs:` for `contacts:` would otherwise load and send a
     # critical alert to nobody. Keys starting `x-` are free for an installer's own notes.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
     home: str
     timezone: Zone
     devices: list[Device] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
     # Without an escalation plan every contact hears of every alert at once (contract 4).
     escalation: Escalation | None = None
-    rules: RuleSettings
+    rules: Rules  # checked against the rule table by `load_config`, which makes it
 
     @field_validator("home")
     @classmethod
@@ -390,13 +322,6 @@ class HomeConfig(BaseModel):
         return None
 
 
-def default_rules() -> dict[str, Any]:
-    text = resources.files("configs").joinpath("rules.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    assert isinstance(data, dict)
-    return data
-
-
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str,
            problems: list[str]) -> dict[str, Any]:
     """Override rule settings section by section; an unknown rule name is an exact error."""
@@ -425,26 +350,40 @@ def _unknown_keys(data: dict[str, Any], where: str, problems: list[str]) -> dict
     return {k: v for k, v in data.items() if k in known}
 
 
-def _format_errors(where: str, exc: ValidationError) -> list[str]:
+def _format_errors(where: str, exc: ValidationError, within: str = "") -> list[str]:
     out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join([within] * bool(within) + [str(p) for p in err["loc"]])
         msg = err["msg"].removeprefix("Value error, ")
         out.append(f"{where}: {loc}: {msg}" if loc else f"{where}: {msg}")
     return out
 
 
-def default_home(home: str, rules: dict[str, Any] | None = None) -> HomeConfig:
+def default_home(home: str, rules: Rules) -> HomeConfig:
     """The profile used for readings from a home with no file: UTC, no devices, no contacts.
     Such readings are still stored and still checked, so a pendant press is never ignored."""
-    return HomeConfig(home=home, timezone="UTC", rules=rules or default_rules())  # type: ignore[arg-type]
+    return HomeConfig(home=home, timezone="UTC", rules=rules)
+
+
+def check_rules(table: RuleTable, merged: dict[str, Any], where: str, prefix: str,
+                problems: list[str]) -> Rules | None:
+    """Each rule's merged settings checked against its class (defaults from the fields);
+    every problem named with its place, `prefix` before the rule's name."""
+    by_name: dict[str, RuleSettings] = {}
+    for name, settings in table.items():
+        try:
+            by_name[name] = settings.model_validate(merged.get(name, {}))
+        except ValidationError as exc:
+            problems.extend(_format_errors(where, exc, f"{prefix}{name}"))
+    return Rules(by_name) if len(by_name) == len(table) else None
 
 
 class Config:
     """A checked configuration directory. `warnings`: things that load but that a person
-    should hear of at start-up (a home whose critical alerts would reach nobody)."""
+    should hear of at start-up (a home whose critical alerts would reach nobody). `rules`:
+    the directory's rule settings, which a home with no file gets."""
 
-    def __init__(self, root: Path, homes: dict[str, HomeConfig], rules: dict[str, Any],
+    def __init__(self, root: Path, homes: dict[str, HomeConfig], rules: Rules,
                  warnings: list[str] | None = None) -> None:
         self.root = root
         self.homes = homes
@@ -470,12 +409,14 @@ def _read_yaml(path: Path, problems: list[str]) -> Any:
         return None
 
 
-def load_config(root: str | Path) -> Config:
+def load_config(root: str | Path, table: RuleTable) -> Config:
+    """Load and check a configuration directory; `table`: every rule and its settings (the
+    rules' own defaults, then the directory's rules.yaml, then each home's plan)."""
     root = Path(root)
     problems: list[str] = []
     if not root.is_dir():
         raise ConfigError([f"{root}: not a directory"])
-    rules = default_rules()
+    rules: dict[str, Any] = {name: {} for name in table}
     rules_file = root / "rules.yaml"
     if rules_file.exists():
         data = _read_yaml(rules_file, problems)
@@ -483,14 +424,11 @@ def load_config(root: str | Path) -> Config:
             rules = _merge(rules, data, str(rules_file), problems)
         elif data is not None:
             problems.append(f"{rules_file}: expected a mapping of rule settings")
-        # The merged settings are checked as they stand, not only through the home files
-        # that override them: a home with no file, or a new one, gets them as they are.
-        try:
-            RuleSettings.model_validate(rules)
-        except ValidationError as exc:
-            problems.extend(_format_errors(str(rules_file), exc))
+    # The merged settings are checked as they stand, not only through the home files that
+    # override them: a home with no file, or a new one, gets them as they are.
+    shared = check_rules(table, rules, str(rules_file), "", problems)
     # A mistake in rules.yaml is named once, there, not again in every home file.
-    shared = {p.split(": ", 1)[1] for p in problems if p.startswith(str(rules_file))}
+    in_shared = {p.split(": ", 1)[1] for p in problems if p.startswith(str(rules_file))}
     homes: dict[str, HomeConfig] = {}
     home_dir = root / "homes"
     files = sorted([*home_dir.glob("*.yaml"), *home_dir.glob("*.yml")]) if home_dir.is_dir() else []
@@ -505,12 +443,17 @@ def load_config(root: str | Path) -> Config:
             problems.append(f"{path}: rules: expected a mapping of rule settings")
             own_rules = {}
         merged = _merge(rules, own_rules, str(path), problems)
+        found: list[str] = []
+        own = check_rules(table, merged, str(path), "rules.", found)
+        problems.extend(p for p in found
+                        if p.split(": ", 1)[1].removeprefix("rules.") not in in_shared)
         data = _unknown_keys(data, str(path), problems)
         try:
-            home = HomeConfig.model_validate({**data, "rules": merged})
+            home = HomeConfig.model_validate({**data, "rules": own or Rules({})})
         except ValidationError as exc:
-            problems.extend(p for p in _format_errors(str(path), exc)
-                            if p.split(": ", 1)[1].removeprefix("rules.") not in shared)
+            problems.extend(_format_errors(str(path), exc))
+            continue
+        if own is None:
             continue
         if home.home != path.stem:
             problems.append(
@@ -519,7 +462,7 @@ def load_config(root: str | Path) -> Config:
             problems.append(f"{path}: home {home.home!r} is described twice")
         else:
             homes[home.home] = home
-    if problems:
+    if problems or shared is None:
         raise ConfigError(problems)
     warnings = [w for h in homes.values() for w in _warnings(h)]
     alone = sorted(h.home for h in homes.values() if not h.contacts)
@@ -527,7 +470,7 @@ def load_config(root: str | Path) -> Config:
         shown = ", ".join(alone[:5]) + (f" and {len(alone) - 5} more" if len(alone) > 5 else "")
         warnings.append(f"{len(alone)} home(s) name no contact, so their alerts are recorded "
                         f"but told to nobody: {shown}")
-    return Config(root, homes, rules, warnings)
+    return Config(root, homes, shared, warnings)
 
 
 def read_secret(ref: str) -> str:

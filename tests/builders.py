@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from telecare.config import Config, RuleSettings, load_config
+from detect.rules import TABLE, load_config
+from telecare.config import Config
 from telecare.reading import Reading
 
 DEVICES = [
@@ -33,7 +34,7 @@ def write_home(root: Path, home: str = "h001", timezone: str = "Europe/London",
     return root
 
 
-RULES = tuple(RuleSettings.model_fields)  # every rule a plan can switch
+RULES = tuple(TABLE)  # every rule a plan can switch
 
 
 def only(*rules: str, **settings: dict[str, Any]) -> dict[str, Any]:

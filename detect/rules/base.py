@@ -4,16 +4,22 @@ A rule sees each reading of its home (`observe`), says when it next needs to be 
 reading comes (`next_deadline`), and is woken at exactly that event time (`on_deadline`). It
 returns alert changes: a new `Alert` firing, or the same alert resolved. Its state is plain
 JSON (`state` / `load`) so that the live service can checkpoint it and resume after a restart.
+
+A rule module also declares its settings (a `RuleSettings` subclass, defaults in the fields)
+and a `RuleSpec` naming the rule, its settings and how to make it for a home; the table in
+`detect.rules` lists the specs, one line each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from detect.activity import Activity
 from telecare.alert import Alert, alert_id
-from telecare.config import HomeConfig
+from telecare.config import HomeConfig, RuleSettings
 from telecare.reading import Reading
 
 
@@ -48,3 +54,16 @@ class Rule:
 
     def load(self, state: dict[str, Any]) -> None:
         pass
+
+
+S = TypeVar("S", bound=RuleSettings)
+
+
+@dataclass(frozen=True)
+class RuleSpec(Generic[S]):
+    """One line of the rule table: the name a plan uses, the settings it takes, and how to
+    make the rule for a home from them."""
+
+    name: str
+    settings: type[S]
+    make: Callable[[HomeConfig, S], Rule]

@@ -6,14 +6,14 @@ and again. A press more than `repeat_window` after the last one is a new occurre
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from detect.activity import Activity
 from detect.localtime import when
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import EventRuleSettings, HomeConfig
+from telecare.config import Duration, HomeConfig, RuleSettings, Severity
 from telecare.reading import Reading, format_ts, parse_ts
 
 _WORDS = {
@@ -22,6 +22,11 @@ _WORDS = {
     "fall": "A fall was detected at {t}{where} by the wearable fall detector. "
             "Call the resident now, and send someone if there is no answer.",
 }
+
+
+class EventRuleSettings(RuleSettings):
+    severity: Severity = "critical"
+    repeat_window: Duration = timedelta(minutes=10)  # presses within this are one call
 
 
 class CallForHelp(Rule):
@@ -57,3 +62,9 @@ class CallForHelp(Rule):
     def load(self, state: dict[str, Any]) -> None:
         raw = state.get("last_event")
         self.last_event = parse_ts(raw) if raw else None
+
+
+PENDANT = RuleSpec("pendant", EventRuleSettings,  # pendant or pull cord: critical, at once
+                   lambda home, s: CallForHelp(home, s, "pendant", "button"))
+FALL = RuleSpec("fall", EventRuleSettings,  # wearable fall detector: critical, at once
+                lambda home, s: CallForHelp(home, s, "fall", "fall"))

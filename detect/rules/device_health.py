@@ -20,9 +20,9 @@ from typing import Any
 
 from detect.activity import Activity
 from detect.localtime import hours_minutes, when
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import DeviceHealthSettings, HomeConfig
+from telecare.config import Duration, HomeConfig, RuleSettings, Severity
 from telecare.reading import Reading, format_ts, parse_ts
 
 SCHEDULED = {"heartbeat": 5, "temperature": 10, "humidity": 10, "contact": 60, "bed": 60,
@@ -34,6 +34,15 @@ EVENT_ONLY = frozenset({"motion", "flush"})
 QUIET_EVENT_SENSOR = timedelta(hours=6)
 MIN_OTHER_EVENTS = 80  # never fewer events elsewhere than this before a sensor is suspect
 LEARN_EVENT_GAPS = 100  # gaps learned before an event-only sensor is judged
+
+
+class DeviceHealthSettings(RuleSettings):
+    """For the technical team, never the family."""
+
+    severity: Severity = "low"
+    offline_after_min: Duration = timedelta(minutes=30)  # never offline sooner than this
+    battery_below: float = 20
+    battery_replaced: float = 50
 
 
 class DeviceHealth(Rule):
@@ -236,3 +245,6 @@ class DeviceHealth(Rule):
         self._limits = {}
         self._is_regular = {}
         self._recompute()
+
+
+SPEC = RuleSpec("device_health", DeviceHealthSettings, DeviceHealth)

@@ -17,14 +17,14 @@ learned from.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from detect.activity import Activity, sees_presence
 from detect.localtime import add_window_time, hours_minutes, when, window_time_between
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import HomeConfig, InactivitySettings
+from telecare.config import Duration, HomeConfig, RuleSettings, Severity, Window
 from telecare.reading import Reading, format_ts, parse_ts
 
 LEARN_DAYS = 7
@@ -32,6 +32,17 @@ KEEP_DAYS = 28
 MARGIN = timedelta(minutes=30)
 SHORTEST_KEPT = timedelta(minutes=20)  # shorter spells never set the limit: not kept
 NEAR_HOURS = 2.0
+
+
+class InactivitySettings(RuleSettings):
+    severity: Severity = "high"
+    threshold: Duration = timedelta(hours=3)  # waking-hours time; paused in bed or out
+    resting_threshold: Duration = timedelta(hours=6)  # sitting on a chair with a mat
+    # Homes with no PIR, bed or chair sensor: only doors and plugs show activity there, and
+    # hours pass between a meal and the next.
+    sparse_threshold: Duration = timedelta(hours=7)
+    waking_hours: Window = Window(start=time(7), end=time(22))
+    power_on_watts: float = 20  # an appliance crossing this from below: the resident acting
 
 
 class Inactivity(Rule):
@@ -211,3 +222,6 @@ class Inactivity(Rule):
         self.spells = [list(s) for s in state.get("spells", [])]
         self.first_day = state.get("first_day")
         self._deadline = self._compute_deadline()
+
+
+SPEC = RuleSpec("inactivity", InactivitySettings, Inactivity)

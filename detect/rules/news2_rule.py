@@ -8,15 +8,17 @@ recent measurements no longer triggers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from pydantic import Field
 
 from detect.activity import Activity
 from detect.localtime import when
 from detect.news2 import NAMES, PARAMETERS, UNITS, Score, score
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import HomeConfig, News2Settings
+from telecare.config import Duration, HomeConfig, RuleSettings, Severity
 from telecare.reading import Reading, format_ts, parse_ts
 
 LEVEL_WORDS = {
@@ -25,6 +27,16 @@ LEVEL_WORDS = {
     2: "NEWS2 {total}: urgent clinical review is needed (GP or 111 now)",
     3: "NEWS2 {total}: this is an emergency (call 999)",
 }
+
+
+class News2Settings(RuleSettings):
+    """Royal College of Physicians NEWS2 from home vital signs."""
+
+    severity_single_3: Severity = "medium"  # one parameter scoring 3: urgent clinical review
+    severity_5: Severity = "high"  # total 5-6: urgent response
+    severity_7: Severity = "critical"  # total 7 or more: emergency
+    window: Duration = timedelta(hours=1)  # parameters measured this close form a set
+    min_parameters: int = Field(default=3, ge=1, le=5)  # fewer: no total (a 3 still counts)
 
 
 class News2(Rule):
@@ -93,3 +105,6 @@ class News2(Rule):
                        state.get("latest", {}).items()}
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
         self.open_level = int(state.get("open_level", 0))
+
+
+SPEC = RuleSpec("news2", News2Settings, News2)

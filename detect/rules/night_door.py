@@ -19,15 +19,15 @@ Saturdays makes no habit of leaving a sleeping house at 03:00: that is told of a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from detect.activity import Activity
 from detect.localtime import in_window, when
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import HomeConfig, NightDoorSettings
+from telecare.config import Duration, HomeConfig, RuleSettings, Severity, Window
 from telecare.reading import Reading, format_ts, parse_ts
 
 LEAVING = timedelta(seconds=60)
@@ -42,6 +42,12 @@ def _night_minute(at: datetime, tz: ZoneInfo) -> int:
     """Minutes since noon, local: a night's times in order across midnight."""
     local = at.astimezone(tz)
     return (local.hour * 60 + local.minute - 720) % 1440
+
+
+class NightDoorSettings(RuleSettings):
+    severity: Severity = "high"
+    night_hours: Window = Window(start=time(23), end=time(6))
+    return_within: Duration = timedelta(minutes=15)
 
 
 class NightDoor(Rule):
@@ -175,3 +181,6 @@ class NightDoor(Rule):
         self.flagged_outing = bool(state.get("flagged_outing", False))
         self.left_at = parse_ts(state["left_at"]) if state.get("left_at") else None
         self.outings = [list(o) for o in state.get("outings", [])]
+
+
+SPEC = RuleSpec("night_door", NightDoorSettings, NightDoor)

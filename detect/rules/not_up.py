@@ -32,11 +32,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from detect.activity import Activity, sees_presence
-from detect.baseline import Baseline
+from detect.baseline import Baseline, RoutineSettings
 from detect.localtime import when
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import HomeConfig, RoutineSettings
+from telecare.config import ClockTime, Duration, HomeConfig, Severity
 from telecare.reading import Reading, format_ts, parse_ts
 
 SUSTAINED = timedelta(minutes=20)
@@ -112,10 +112,16 @@ def _clock(hours: float) -> str:
     return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
 
 
+class NotUpSettings(RoutineSettings):
+    severity: Severity = "high"
+    default_up_by: ClockTime = time(10, 30)  # the deadline while the usual time is learned
+    margin: Duration = timedelta(hours=2)  # past the usual time
+
+
 class NotUp(Rule):
     name = "not_up"
 
-    def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
+    def __init__(self, home: HomeConfig, settings: NotUpSettings) -> None:
         super().__init__(home)
         self.settings = settings
         self.baseline = Baseline(settings.baseline_days, settings.min_days)
@@ -385,3 +391,6 @@ class NotUp(Rule):
         self.bouts = [list(b) for b in state.get("bouts", [])]
         self.rested = state.get("rested")
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
+
+
+SPEC = RuleSpec("not_up", NotUpSettings, NotUp)

@@ -15,12 +15,40 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from detect.activity import Activity
 from detect.localtime import hours_minutes, when
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import ColdHomeSettings, HomeConfig, HotHomeSettings
+from telecare.config import Duration, HomeConfig, RuleSettings, Severity
 from telecare.reading import Reading, format_ts, parse_ts
+
+
+class ColdHomeSettings(RuleSettings):
+    severity: Severity = "medium"
+    below_c: float = 16.0  # UK guidance: 18 C is the healthy minimum
+    clear_above_c: float = 16.5  # resolved only when every cold room is back above this
+    duration: Duration = Field(default=timedelta(hours=1), alias="for")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> ColdHomeSettings:
+        if self.clear_above_c < self.below_c:
+            raise ValueError("clear_above_c must be at least below_c")
+        return self
+
+
+class HotHomeSettings(RuleSettings):
+    severity: Severity = "medium"
+    above_c: float = 26.0  # heat-health risk for older people
+    clear_below_c: float = 25.0
+    duration: Duration = Field(default=timedelta(hours=2), alias="for")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> HotHomeSettings:
+        if self.clear_below_c > self.above_c:
+            raise ValueError("clear_below_c must be at most above_c")
+        return self
 
 
 class RoomTemperature(Rule):
@@ -129,3 +157,7 @@ class RoomTemperature(Rule):
         self.last = {d: (parse_ts(t), float(v)) for d, (t, v) in state.get("last", {}).items()}
         self.extreme = dict(state.get("extreme", {}))
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
+
+
+COLD_HOME = RuleSpec("cold_home", ColdHomeSettings, RoomTemperature)
+HOT_HOME = RuleSpec("hot_home", HotHomeSettings, RoomTemperature)

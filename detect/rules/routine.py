@@ -15,13 +15,30 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from pydantic import Field
+
 from detect.activity import KITCHEN_ROLES, Activity, kitchen_use
-from detect.baseline import Baseline, robust_spread
+from detect.baseline import Baseline, RoutineSettings, robust_spread
 from detect.models import DayModel
-from detect.rules.base import Rule
+from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
-from telecare.config import HomeConfig, RoutineSettings
+from telecare.config import Duration, HomeConfig, Severity
 from telecare.reading import Reading, format_ts, parse_ts
+
+
+class MealsSettings(RoutineSettings):
+    away_skip: Duration = timedelta(hours=6)
+
+
+class DeclineSettings(RoutineSettings):
+    min_days: int = Field(default=14, ge=3, le=365)
+    away_skip: Duration = timedelta(hours=6)
+    decline_ratio: float = 0.85  # a week's activity under this share of the weeks before
+
+
+class UnusualDaySettings(RoutineSettings):
+    severity: Severity = "low"
+    min_days: int = Field(default=14, ge=3, le=365)
 
 
 class DailyPattern(Rule):
@@ -313,6 +330,7 @@ class Decline(DailyPattern):
     """Everyday activity, a week at a time, against the weeks before."""
 
     name = "decline"
+    settings: DeclineSettings
 
     def counts(self, reading: Reading, activity: Activity | None) -> float:
         return 1.0 if activity is not None else 0.0
@@ -426,3 +444,9 @@ class UnusualDay(DailyPattern):
         super().load(state)
         self.model.load(state.get("model", {}))
         self.figures = {f: float(state.get("figures", {}).get(f, 0.0)) for f in self.FEATURES}
+
+
+NIGHT_TOILET = RuleSpec("night_toilet", RoutineSettings, NightToilet)
+MEALS = RuleSpec("meals", MealsSettings, Meals)
+DECLINE = RuleSpec("decline", DeclineSettings, Decline)
+UNUSUAL_DAY = RuleSpec("unusual_day", UnusualDaySettings, UnusualDay)

@@ -9,15 +9,17 @@ import signal
 import sys
 import threading
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from detect.backtest import read_readings
+from detect.rules import default_rules, load_config
 from telecare.app.broker import EmbeddedBroker, resolve_broker
-from telecare.config import Config, ConfigError, load_config
+from telecare.config import Config, ConfigError
 from telecare.db import connect, default_data_dir
 from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
 from telecare.reading import BadReading, parse_jsonl_line, parse_ts
@@ -85,6 +87,31 @@ def check(config_dir: str) -> None:
     for warning in config.warnings:
         click.echo(f"warning: {warning}")
     click.echo(f"ok: {len(config.homes)} home(s), {len(config.warnings)} warning(s)")
+
+
+def _plain(value: Any) -> Any:
+    """A setting as a plan would write it: durations as '1h30m', times as '07:00'."""
+    if isinstance(value, timedelta):
+        seconds, out = int(value.total_seconds()), ""
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+            if seconds >= size:
+                out += f"{seconds // size}{unit}"
+                seconds %= size
+        return out or "0s"
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@main.command()
+def rules() -> None:
+    """Every rule and its default settings, as a rules.yaml or a home's `rules:` would
+    override them (the defaults live with each rule, in detect/rules/)."""
+    defaults = default_rules()
+    click.echo(yaml.safe_dump({name: _plain(defaults[name].model_dump(by_alias=True))
+                               for name in defaults}, sort_keys=False), nl=False)
 
 
 @main.command()

@@ -23,8 +23,8 @@ from typing import Any
 import click
 import yaml
 
+from detect.rules import load_config
 from telecare.app.broker import free_port, resolve_broker
-from telecare.config import load_config
 from telecare.reading import Reading
 
 START = date(2026, 1, 12)

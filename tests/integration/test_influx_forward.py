@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from detect.rules import load_config
 from ingest.influx import InfluxForwarder, InfluxTarget
 from ingest.store import ReadingStore
-from telecare.config import load_config
 from telecare.db import connect
 from telecare.reading import Reading
 from tests.builders import write_home

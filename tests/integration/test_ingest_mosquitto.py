@@ -8,10 +8,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from detect.rules import load_config
 from ingest.store import ReadingStore
 from simulators.replay import Publisher
 from telecare.app.pipeline import Pipeline
-from telecare.config import load_config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl
 from tests.builders import write_home

@@ -20,8 +20,8 @@ from aiosmtpd.controller import Controller
 
 from alerts.notifiers import AppriseNotifier, EmailNotifier, MqttNotifier, WebhookNotifier
 from alerts.service import AlertService
+from detect.rules import load_config
 from telecare.alert import Alert
-from telecare.config import load_config
 from telecare.db import Transaction, connect
 from tests.builders import utc, write_home
 from tests.conftest import Mosquitto, WebhookReceiver, _free_port

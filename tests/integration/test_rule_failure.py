@@ -13,10 +13,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from detect.rules import load_config
 from detect.rules.inactivity import Inactivity
 from telecare.app.ops import serve_ops
 from telecare.app.pipeline import Pipeline
-from telecare.config import load_config
 from telecare.mqtt import BrokerUrl
 from tests.builders import write_home
 from tests.conftest import Mosquitto, WebhookReceiver

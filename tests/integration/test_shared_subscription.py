@@ -10,10 +10,10 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from detect.rules import load_config
 from detect.service import DetectService, partition_of
 from simulators.replay import Publisher
 from telecare.app.pipeline import Pipeline
-from telecare.config import load_config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl
 from tests.builders import write_home

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alerts.service import AlertService
+from detect.rules import load_config
 from telecare.alert import Alert
-from telecare.config import load_config
 from telecare.db import Transaction, connect
 from tests.builders import utc, write_home
 from tests.conftest import WebhookReceiver

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from detect.activity import ActivityTracker
-from telecare.config import load_config
+from detect.rules import load_config
 from telecare.reading import parse_jsonl_line, parse_ts
 
 TELECARE = str(Path(sys.executable).parent / "telecare")

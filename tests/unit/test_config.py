@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from telecare.config import ConfigError, load_config, parse_duration
+from detect.rules import load_config
+from telecare.config import ConfigError, parse_duration
 from tests.builders import write_home
 
 CONTRACT_EXAMPLE = """\
@@ -164,3 +165,20 @@ def test_telecare_check_names_every_problem_and_starts_nothing(tmp_path: Path) -
     result = CliRunner().invoke(main, ["check", "--config", str(tmp_path)])
     assert result.exit_code == 0
     assert result.output.splitlines()[-1] == "ok: 1 home(s), 1 warning(s)"
+
+
+def test_the_defaults_telecare_rules_prints_load_back_as_they_are(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from detect.rules import default_rules
+    from telecare.app.cli import main
+
+    printed = CliRunner().invoke(main, ["rules"])
+    assert printed.exit_code == 0, printed.output
+    assert "inactivity:" in printed.output and "threshold: 3h" in printed.output
+    write_home(tmp_path, "h001")
+    (tmp_path / "rules.yaml").write_text(printed.output)
+    loaded = load_config(tmp_path).homes["h001"].rules
+    defaults = default_rules()
+    assert list(loaded) == list(defaults)
+    assert all(loaded[name] == defaults[name] for name in defaults)

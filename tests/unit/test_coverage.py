@@ -9,8 +9,8 @@ import yaml
 from click.testing import CliRunner
 
 from detect.coverage import can_see, coverage
+from detect.rules import load_config
 from telecare.app.cli import main
-from telecare.config import load_config
 from tests.builders import write_home
 
 

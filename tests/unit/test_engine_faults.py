@@ -42,7 +42,7 @@ def run(detector: Detector, readings: list[Reading]) -> list[Alert]:
 
 
 def test_a_reading_a_year_ahead_in_one_home_moves_no_other_homes_time(tmp_path: Path) -> None:
-    from telecare.config import load_config
+    from detect.rules import load_config
 
     config = load_config(three_homes(tmp_path))
     stream = [r for home in ("h001", "h002", "h003") for r in ordinary_day(home)]
@@ -69,7 +69,7 @@ class Broken(Exception):
 
 def test_a_rule_that_raises_is_reported_once_and_the_others_go_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from telecare.config import load_config
+    from detect.rules import load_config
 
     config = load_config(three_homes(tmp_path))
 
@@ -101,8 +101,8 @@ def test_a_rule_that_raises_is_reported_once_and_the_others_go_on(
 
 def test_a_deadline_handler_that_raises_does_not_spin(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from detect.rules import load_config
     from detect.rules.inactivity import Inactivity
-    from telecare.config import load_config
 
     def explode(self: Inactivity, now: object) -> list[Alert]:
         raise Broken("boom")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from alerts.service import AlertService
+from detect.rules import load_config
 from telecare.alert import Alert
-from telecare.config import load_config
 from telecare.db import Transaction, connect
 from tests.builders import utc, write_home
 from tests.conftest import WebhookReceiver

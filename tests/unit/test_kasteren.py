@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from detect.rules import load_config
 from simulators.kasteren import convert, sensor_for
-from telecare.config import load_config
 
 LABELS = "ID\tlabel\n1\t' frontdoor'\n4\t' dead sensor'\n12\t'pressure mat bed  right'\n" \
     "19\t' PIR bathroom'\n6\t' toilet flush'\n3\t' fridge'\n"

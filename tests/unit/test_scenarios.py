@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from detect.rules import default_rules
 from simulators.home import SimulatedHome, simulate_home, vitals_layout
 from simulators.network import Network
 from simulators.plot import plot_home
 from simulators.scenarios import SCENARIOS, SPAN_DAYS
-from telecare.config import HomeConfig, default_rules
+from telecare.config import HomeConfig
 from telecare.reading import Reading
 
 START = date(2026, 1, 5)

@@ -9,9 +9,9 @@ from datetime import date
 from pathlib import Path
 
 from detect.backtest import read_readings
+from detect.rules import load_config
 from simulators.bundle import simulate_bundle
 from simulators.summary import summarise
-from telecare.config import load_config
 
 
 def bundle(path: Path, seed: int) -> Path:
