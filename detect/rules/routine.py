@@ -164,6 +164,11 @@ class NightToilet(DailyPattern):
         self.has_flush = any(d.kind == "flush" for d in home.devices)
         self.in_night = False
         self.left_at: datetime | None = None  # out of bed since (during the night)
+        self.went_out = False  # ... and seen out of the bedroom since
+        # Where sensors watch beyond the bedroom, a trip must show there: a mat that pulses
+        # under a restless sleeper (pressed, released, minutes apart) is not 22 trips.
+        self.watched_beyond = any(d.room not in (None, "bedroom") and d.kind in (
+            "motion", "flush", "contact") for d in home.devices)
         self.flushes = 0.0
         self.flush_baseline = Baseline(settings.baseline_days, settings.min_days)
         self.cusum = 0.0
@@ -175,11 +180,14 @@ class NightToilet(DailyPattern):
                 self.DAY_HOURS[0] <= hour < self.DAY_HOURS[1]:
             self.flushes += 1
         if self.has_bed:
+            if activity is not None and self.left_at is not None and \
+                    activity.room not in (None, "bedroom"):
+                self.went_out = True
             if reading.kind != "bed" or activity is None:
                 return 0.0
             if reading.value < 1:
                 if self.left_at is None and not activity.in_bed:  # no mat occupied now
-                    self.left_at = reading.ts
+                    self.left_at, self.went_out = reading.ts, False
                 return 0.0
             left, self.left_at = self.left_at, None
             if not self.in_night and (hour >= 20 or hour < 4):
@@ -187,7 +195,8 @@ class NightToilet(DailyPattern):
                 return 0.0
             # A trip is a return to bed after time up; a mat flickering as the resident
             # turns over (real mats do, seconds apart) is not.
-            away = left is not None and reading.ts - left >= self.MIN_TRIP
+            away = left is not None and reading.ts - left >= self.MIN_TRIP and (
+                self.went_out or not self.watched_beyond)
             return 1.0 if self.in_night and hour < 9 and away else 0.0
         if reading.kind == "flush" and activity is not None:
             local = reading.ts.astimezone(self.tz).time()
@@ -249,6 +258,7 @@ class NightToilet(DailyPattern):
     def state(self) -> dict[str, Any]:
         return {**super().state(), "in_night": self.in_night, "flushes": self.flushes,
                 "left_at": format_ts(self.left_at) if self.left_at else None,
+                "went_out": self.went_out,
                 "cusum": self.cusum, "calm_days": self.calm_days,
                 "flush_baseline": self.flush_baseline.state()}
 
@@ -256,6 +266,7 @@ class NightToilet(DailyPattern):
         super().load(state)
         self.in_night = bool(state.get("in_night", False))
         self.left_at = parse_ts(state["left_at"]) if state.get("left_at") else None
+        self.went_out = bool(state.get("went_out", False))
         self.flushes = float(state.get("flushes", 0))
         self.cusum = float(state.get("cusum", 0))
         self.calm_days = int(state.get("calm_days", 0))

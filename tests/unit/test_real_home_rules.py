@@ -256,3 +256,17 @@ def test_with_doors_only_a_door_then_a_quiet_night_does_not_excuse_the_morning(
     assert [a.rule for a in alerts] == ["not_up"]
     assert at(late, "10:00") <= alerts[0].raised_at <= at(late, "10:10")  # ~08:00 + 2 h
     assert "The last thing seen was the front door" in alerts[0].message
+
+
+def test_a_bed_mat_pulsing_under_a_restless_sleeper_is_not_toilet_trips(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("night_toilet"))
+    readings = [r for i in range(14) for r in day_of_life(START + timedelta(days=i))]
+    for i in range(14, 17):
+        day = START + timedelta(days=i)
+        readings += day_of_life(day, night_trips=0)
+        # Pressed and released every 3 minutes from 01:00 to 04:00, nobody out of the bedroom
+        # (van Kasteren's house B: "22 trips to the toilet last night").
+        for t in every(at(day, "01:00"), at(day, "04:00"), 3 * M):
+            readings += [reading("bed-mat", "bed", 0, t), reading("bed-mat", "bed", 1, t + 2.5 * M)]
+    assert [a for a in run(Detector(config), readings) if a.rule == "night_toilet"] == []
