@@ -14,6 +14,7 @@ usually let pass (learned per device; daytime events only), and only after
 
 from __future__ import annotations
 
+import heapq
 import statistics
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +59,11 @@ class DeviceHealth(Rule):
         self.low: dict[str, Alert] = {}
         self._limits: dict[str, timedelta] = {}
         self._next: datetime | None = None  # cached: asked after every reading
+        # When each regular, online device is overdue, and a heap of those times (stale
+        # entries are skipped): a device's time moves only when it reports or goes offline,
+        # so the earliest is kept without looking at every device after every report.
+        self._due: dict[str, datetime] = {}
+        self._heap: list[tuple[datetime, str]] = []
         # Event-only sensors: activity events elsewhere since each one's last event, and the
         # counts seen between its events before (the most it usually lets pass).
         self.others_since: dict[str, int] = {}
@@ -102,10 +108,30 @@ class DeviceHealth(Rule):
         return len(gaps) >= LEARN_GAPS and \
             max(gaps) <= 2 * SCHEDULED.get(self.kind[device], 60)
 
+    def _set_due(self, device: str) -> None:
+        """Recompute when `device` is overdue (after it reported, went offline or came
+        back), then the earliest of all."""
+        if device in self.offline or device not in self.last or not self._regular(device):
+            self._due.pop(device, None)
+        else:
+            due = self._due[device] = self.last[device] + self._limit(device)
+            heapq.heappush(self._heap, (due, device))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if len(self._heap) > 4 * len(self._due) + 16:  # mostly stale: rebuild
+            self._heap = [(t, d) for d, t in self._due.items()]
+            heapq.heapify(self._heap)
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        self._next = self._heap[0][0] if self._heap else None
+
     def _recompute(self) -> None:
-        due = [t + self._limit(d) for d, t in self.last.items()
-               if d not in self.offline and self._regular(d)]
-        self._next = min(due) if due else None
+        """Every device's overdue time afresh (after a restore)."""
+        self._due, self._heap = {}, []
+        for device in list(self.last):
+            self._set_due(device)
+        self._refresh()
 
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         out: list[Alert] = []
@@ -128,13 +154,10 @@ class DeviceHealth(Rule):
                     seen.append(int(self.values.get(key) == reading.value))
                     del seen[:-LEARN_GAPS]
                     self.values[key] = reading.value
-                deadline = reading.ts + self._limit(key)
-                if self._next is None or prev is None or deadline < self._next or \
-                        prev + self._limit(key) <= self._next:
-                    self._recompute()
+                self._set_due(key)
             if key in self.offline:
                 alert = self.offline.pop(key)
-                self._recompute()
+                self._set_due(key)
                 out.append(alert.resolve(reading.ts, f"{key} reported again at "
                                                      f"{when(reading.ts, self.tz)}."))
         if activity is not None:
@@ -217,7 +240,8 @@ class DeviceHealth(Rule):
                 "the hub.",
                 {"device": device, "last_report": format_ts(last), **TECHNICAL}, key=device)
             out.append(self.offline[device])
-        self._recompute()
+            self._due.pop(device, None)
+        self._refresh()
         return out
 
     def state(self) -> dict[str, Any]:
