@@ -134,7 +134,9 @@ class NotUp(Rule):
         self.skip = False  # this morning is not judged (began before we watched, or away)
         self.open: Alert | None = None
         self.flagged = False
-        self._deadline_cache: tuple[tuple[date, int], datetime] | None = None
+        # Deadlines by (morning, baseline version): asked after every reading, for today
+        # and (once up) tomorrow, so one entry alone would be recomputed each time.
+        self._deadlines: dict[tuple[date, int], datetime] = {}
         # Bouts of doings since the evening before the morning watched, for hindsight:
         # [first, last (epoch s), kitchen used, ended at the front door, bed mat after].
         self.bouts: list[list[float]] = []
@@ -182,10 +184,15 @@ class NotUp(Rule):
         return datetime.combine(day, by, tzinfo=self.tz)
 
     def _day_deadline(self, day: date) -> datetime:
-        key = (day, len(self.baseline.history))
-        if self._deadline_cache is None or self._deadline_cache[0] != key:
-            self._deadline_cache = (key, self._deadline(day))
-        return self._deadline_cache[1]
+        # The version, not the length: the history is trimmed, so its length stops growing
+        # after 84 mornings while what it holds still changes every morning.
+        key = (day, self.baseline.version)
+        found = self._deadlines.get(key)
+        if found is None:
+            if len(self._deadlines) > 8:
+                self._deadlines.clear()
+            found = self._deadlines[key] = self._deadline(day)
+        return found
 
     def _morning_of(self, ts: datetime) -> date:
         return (ts.astimezone(self.tz) - timedelta(hours=MORNING_START)).date()

@@ -297,3 +297,23 @@ def test_a_night_far_busier_than_any_learned_one_raises_a_low_unusual_day_alert(
     assert [(a.rule, a.severity) for a in alerts] == [("unusual_day", "low")]
     assert "events between midnight and 5 a.m." in alerts[0].message
     assert alerts[0].evidence["model"] == "IsolationForest"
+
+
+def test_not_up_takes_up_each_new_morning_even_after_its_history_is_full(
+        tmp_path: Path) -> None:
+    from detect.rules.not_up import NotUp
+
+    config = config_for(tmp_path, rules=only("not_up"))
+    home = config.homes["h001"]
+    rule = NotUp(home, home.rules.not_up)
+    first = date(2026, 1, 5)
+    for i in range(84):  # as many mornings as the history keeps (3 x 28)
+        rule.baseline.add((first + timedelta(days=i)).isoformat(), 7.5, False)
+    # Saturday 18 April: weekend mornings are apart. Asked the day before, as the rule is.
+    saturday = first + timedelta(days=103)
+    before = rule._day_deadline(saturday)
+    for i in range(84, 104):  # a later routine takes over the 28-day window
+        rule.baseline.add((first + timedelta(days=i)).isoformat(), 10.0, False)
+    assert len(rule.baseline.history) == 84  # full: its length no longer changes
+    assert saturday.weekday() == 5
+    assert rule._day_deadline(saturday) != before
