@@ -253,7 +253,11 @@ class AlertService:
         if channel is not None:
             query += " AND n.channel = ?"
             args += (channel,)
-        rows = conn.execute(query + " ORDER BY n.id LIMIT 200", args).fetchall()
+        # The most severe first: a call for help is not sent after a backlog's routine
+        # notices (each channel sends in this order).
+        rows = conn.execute(query + " ORDER BY (SELECT CASE a.severity WHEN 'critical' THEN 0"
+                            " WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END FROM alerts a"
+                            " WHERE a.id = n.alert_id), n.id LIMIT 200", args).fetchall()
         batches: dict[tuple[str, str, str, str], list[tuple[int, int, Notice]]] = {}
         for row_id, chan, target, contact, home, attempts, round_, kind, by, body in rows:
             if body is None:  # cannot happen through route(); never left to clog the queue
@@ -430,6 +434,18 @@ class AlertService:
                 "SELECT channel, state, count(*) FROM notifications GROUP BY channel, state")}
         finally:
             conn.close()
+
+    def backlog(self) -> dict[str, int]:
+        """Alert changes not yet routed, and notices due but not yet sent, for /healthz and
+        /metrics. Its own connection: called from the metrics thread."""
+        conn = connect(self._db_dir)
+        try:
+            top = conn.execute("SELECT coalesce(max(seq), 0) FROM alert_events").fetchone()[0]
+            due = conn.execute("SELECT count(*) FROM notifications WHERE state = 'pending' AND"
+                               " next_attempt <= ?", (self._now(),)).fetchone()[0]
+        finally:
+            conn.close()
+        return {"alert_changes": max(int(top) - self.cursor, 0), "notices_due": int(due)}
 
     def deliveries(self) -> list[Delivery]:
         rows = self.conn.execute(

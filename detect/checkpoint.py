@@ -8,6 +8,11 @@ import json
 import sqlite3
 from typing import Any
 
+import orjson
+
+# orjson writes the same JSON as json.dumps(sort_keys=True), several times faster: a backlog's
+# checkpoint holds every home's state.
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS detect_state (home TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS detect_meta (key TEXT PRIMARY KEY, value TEXT);
@@ -57,4 +62,4 @@ class Checkpoint:
         conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
                      (f"watermark{self.suffix}", watermark))
         conn.executemany("INSERT OR REPLACE INTO detect_state VALUES (?, ?)",
-                         [(h, json.dumps(s, sort_keys=True)) for h, s in homes.items()])
+                         [(h, orjson.dumps(s, option=_SORTED).decode()) for h, s in homes.items()])

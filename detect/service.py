@@ -3,10 +3,10 @@ commits the alerts it raised together with its checkpoint."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 from alerts.store import AlertStore
 from detect.checkpoint import Checkpoint
 from detect.engine import Detector
-from detect.rules.call_for_help import CallForHelp
 from ingest.store import ReadingStore
-from telecare.alert import Alert
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
@@ -43,16 +41,21 @@ class DetectService:
     of the same home that is older: so each home's readings reach detection in event-time
     order as long as the workers' arrival skew stays under `hold_s`.
 
-    A call for help does not wait for the settle: in that mode each step first looks at the
-    newest stored presses and falls and raises their alerts at once, through a copy of the
-    home's own pendant and fall rules (same decision on the repeat window, same alert id and
-    words); when the reading settles, the rule raises the same alert again, which the store
-    already holds."""
+    Calls for help do not wait for the settle nor for any backlog: they are judged on the
+    priority lane (`detect.urgent`) as soon as they are stored.
+
+    Alerts are committed after every batch; the checkpoint (cursor, watermark, the state of
+    each home touched since the last one) at most every `checkpoint_s` while catching up, and
+    after every batch once caught up. A restart resumes from the checkpoint and reads again
+    what came after it: detection is a function of the readings in log order, so it raises the
+    same alerts with the same ids, which the store already holds (nobody is told twice), and
+    a closed alert stays closed."""
 
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  on_alerts: Callable[[], None] | None = None, batch: int = 500,
                  partition: tuple[int, int] = (0, 1), hold_s: float = 0.0,
-                 clock: Clock = wall_clock) -> None:
+                 clock: Clock = wall_clock, checkpoint_s: float = 5.0,
+                 drain_s: float = 2.0) -> None:
         self.conn = conn
         self.readings = ReadingStore(conn)
         self.alerts = AlertStore(conn)
@@ -65,13 +68,13 @@ class DetectService:
         self.batch = batch
         self.hold = timedelta(seconds=hold_s)
         self.clock = clock
+        self.checkpoint_s = checkpoint_s
+        self.drain_s = drain_s  # at stop, go on this long with what is stored, then save
         self.observed: Callable[[Reading], None] | None = None  # a hook for tests and tracing
         self.status = StageStatus("detect")
         self.skipped_unknown = 0  # stored readings of homes with no file: not detected on
         self._restore()
         self.wake = threading.Event()
-        self.fast_after = self.cursor  # newest row the call-for-help fast path has looked at
-        self.fast_last: dict[tuple[str, str], datetime] = {}
 
     def _restore(self) -> None:
         """Detection's state as last committed: at start, and after a step that failed part
@@ -82,6 +85,7 @@ class DetectService:
         homes = {h: s for h, s in homes.items()
                  if (count == 1 or partition_of(h, count) == index) and self.config.known(h)}
         self.cursor = cursor
+        self.saved_at = time.monotonic()
         errors = self.detector.rule_errors
         self.detector = Detector(self.config)
         self.detector.rule_errors = errors  # counts for /metrics outlive a restore
@@ -110,49 +114,25 @@ class DetectService:
     def backlog(self) -> int:
         return max(self.readings.max_rowid() - self.cursor, 0)
 
+    def backlog_event_s(self) -> float:
+        """How far behind detection is in event time: the newest stored reading's time
+        minus the stream time detection has reached."""
+        newest = self.readings.newest_event()
+        at = self.detector.watermark
+        if newest is None or at is None:
+            return 0.0
+        return max((newest - at).total_seconds(), 0.0)
+
     def backlog_age_s(self) -> float:
         """How long the oldest reading detection has not yet read has been stored."""
         at = self.readings.received_after(self.cursor)
         return 0.0 if at is None else max((self.clock() - at).total_seconds(), 0.0)
-
-    def calls_for_help_now(self) -> list[Alert]:
-        """Presses and falls stored but not yet settled: their alerts, now."""
-        top, rows = self.readings.calls_for_help_since(self.fast_after)
-        self.fast_after = top
-        index, count = self.partition
-        out: list[Alert] = []
-        for _, reading in rows:
-            if count > 1 and partition_of(reading.home, count) != index:
-                continue
-            if not self.config.known(reading.home):
-                continue
-            for rule in self.detector.home(reading.home).rules:
-                if not isinstance(rule, CallForHelp):
-                    continue
-                trial = copy.copy(rule)  # the rule's own state moves only when it settles
-                key = (reading.home, rule.name)
-                seen = [t for t in (rule.last_event, self.fast_last.get(key)) if t]
-                trial.last_event = max(seen) if seen else None
-                raised = trial.observe(reading, None)
-                if trial.last_event is not None:
-                    self.fast_last[key] = trial.last_event
-                out.extend(raised)
-        if out:
-            with Transaction(self.conn) as c:
-                self.alerts.record_in(c, out)
-            for alert in out:
-                log.info("alert %s firing (%s, %s; before the settle)", alert.id, alert.rule,
-                         alert.severity)
-            if self.on_alerts is not None:
-                self.on_alerts()
-        return out
 
     def step(self) -> int:
         """Process one batch of new readings; return how many."""
         arrived_upto: int | None = None
         band_done = self.band_done
         if self.hold:
-            self.calls_for_help_now()
             now = self.clock()
             # Several ingest workers: take, in arrival order, what arrived before every live
             # worker's arrival watermark: nothing that arrived earlier can still be on its way.
@@ -183,15 +163,18 @@ class DetectService:
                 device = self.detector.config.home(reading.home).device(reading.device)
                 if device is not None and device.role == "ok_button":
                     oks.append((reading.home, format_ts(reading.ts)))
-        touched = {h: self.detector.state_of(h) for h in self.detector.touched}
-        with Transaction(self.conn) as c:
-            self.alerts.record_in(c, changes)
-            for home, at in oks:
-                self.alerts.record_ok_in(c, home, at)
-            self.checkpoint.save_in(c, cursor, self.detector.watermark_text(), touched,
-                                    arrived_upto, band_done)
         self.cursor, self.arrived_upto, self.band_done = cursor, arrived_upto, band_done
-        self.detector.touched.clear()
+        caught_up = len(rows) < self.batch
+        save = caught_up or time.monotonic() - self.saved_at >= self.checkpoint_s
+        if changes or oks or save:
+            with Transaction(self.conn) as c:
+                self.alerts.record_in(c, changes)
+                for home, at in oks:
+                    self.alerts.record_ok_in(c, home, at)
+                if save:
+                    self._save_in(c)
+            if save:
+                self._saved()
         if changes:
             for alert in changes:
                 log.info("alert %s %s (%s, %s)", alert.id, alert.status, alert.rule,
@@ -199,6 +182,22 @@ class DetectService:
             if self.on_alerts is not None:
                 self.on_alerts()
         return len(rows)
+
+    def _save_in(self, c: sqlite3.Connection) -> None:
+        touched = {h: self.detector.state_of(h) for h in self.detector.touched}
+        self.checkpoint.save_in(c, self.cursor, self.detector.watermark_text(), touched,
+                                self.arrived_upto, self.band_done)
+
+    def _saved(self) -> None:
+        self.detector.touched.clear()
+        self.saved_at = time.monotonic()
+
+    def save(self) -> None:
+        """Checkpoint now what was processed since the last checkpoint."""
+        if self.detector.touched:
+            with Transaction(self.conn) as c:
+                self._save_in(c)
+            self._saved()
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         """Until `stop`: step, wait for news when idle. A step that fails is undone (the
@@ -210,9 +209,12 @@ class DetectService:
                 self.wake.wait(poll_s)
                 self.wake.clear()
 
-        def drain() -> None:  # what ingest stored before it stopped
-            for _ in range(1000):
-                if not self.step():
-                    return
+        def drain() -> None:
+            # What ingest stored before it stopped, for a moment only: with a backlog the
+            # rest waits in the store for the next start, and stopping stays quick.
+            until = time.monotonic() + self.drain_s
+            while time.monotonic() < until and self.step():
+                pass
+            self.save()
 
         self.status.last("detection", drain)

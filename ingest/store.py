@@ -31,6 +31,20 @@ CREATE TABLE IF NOT EXISTS readings (
 );
 CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_us);
 CREATE INDEX IF NOT EXISTS readings_arrived ON readings (received_us);
+-- The priority lane's log: calls for help as they came in on their own subscription, ahead of
+-- any backlog. The same readings also reach `readings`, in their place, by the routine lane.
+CREATE TABLE IF NOT EXISTS urgent_readings (
+    rowid INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    home TEXT NOT NULL,
+    device TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts_us INTEGER NOT NULL,
+    value REAL NOT NULL,
+    seq INTEGER,
+    battery REAL,
+    received_us INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ingest_workers (
     worker TEXT PRIMARY KEY,
     low_us INTEGER NOT NULL,   -- nothing this worker has yet to write arrived before this
@@ -125,6 +139,26 @@ class ReadingStore:
                 )
         return new
 
+    def add_urgent(self, readings: list[Reading], arrived: list[datetime]) -> int:
+        """Store calls for help taken on the priority lane; returns how many were new."""
+        rows = [(r.dedupe_key(), r.home, r.device, r.kind, _us(r.ts), r.value, r.seq, r.battery,
+                 _us(at)) for r, at in zip(readings, arrived, strict=True)]
+        with Transaction(self.conn) as c:
+            before = c.total_changes
+            c.executemany(
+                "INSERT OR IGNORE INTO urgent_readings (dedupe_key, home, device, kind, ts_us,"
+                " value, seq, battery, received_us) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            return c.total_changes - before
+
+    def urgent_since(self, after_rowid: int, limit: int = 200
+                     ) -> list[tuple[int, datetime, Reading]]:
+        """Calls for help on the priority lane after `after_rowid`: (rowid, arrival, reading)."""
+        rows = self.conn.execute(
+            "SELECT rowid, home, device, kind, ts_us, value, seq, battery, received_us FROM"
+            " urgent_readings WHERE rowid > ? ORDER BY rowid LIMIT ?", (after_rowid, limit)
+        ).fetchall()
+        return [(row[0], _from_us(row[8]), _row_reading(row[1:8])) for row in rows]
+
     def add_dead_letter(self, topic: str, payload: bytes, code: str, reason: str,
                         received_at: datetime) -> None:
         self.add([], received_at,
@@ -174,18 +208,13 @@ class ReadingStore:
                                 " rowid LIMIT 1", (rowid,)).fetchone()
         return _from_us(row[0]) if row else None
 
+    def newest_event(self) -> datetime | None:
+        """The event time of the newest stored reading (an index look-up)."""
+        row = self.conn.execute("SELECT max(ts_us) FROM readings").fetchone()
+        return _from_us(row[0]) if row and row[0] is not None else None
+
     def max_rowid(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM readings").fetchone()[0])
-
-    def calls_for_help_since(self, after_rowid: int) -> tuple[int, list[tuple[int, Reading]]]:
-        """Button presses and falls stored after `after_rowid` (the newest rows only: a
-        range scan on rowid), and the newest rowid looked at."""
-        top = self.max_rowid()
-        rows = self.conn.execute(
-            "SELECT rowid, home, device, kind, ts_us, value, seq, battery FROM readings"
-            " WHERE rowid > ? AND rowid <= ? AND kind IN ('button', 'fall') AND value >= 1"
-            " ORDER BY rowid", (after_rowid, top)).fetchall()
-        return top, [(row[0], _row_reading(row[1:8])) for row in rows]
 
     def since(self, after_rowid: int, limit: int = 1000,
               received_before: datetime | None = None) -> list[tuple[int, Reading]]:
@@ -261,6 +290,8 @@ class ReadingStore:
                 readings += c.total_changes - before
             low = high + 1
         with Transaction(self.conn) as c:
+            # The priority lane's copies are judged within moments of arriving.
+            c.execute("DELETE FROM urgent_readings WHERE received_us < ?", (cutoff,))
             top = int(c.execute("SELECT coalesce(max(id), 0) FROM dead_letters").fetchone()[0])
             before = c.total_changes
             c.execute("DELETE FROM dead_letters WHERE id <= ?", (top - keep_dead_letters,))

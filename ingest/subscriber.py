@@ -139,6 +139,10 @@ class MqttSubscriber:
         if not self._ready.is_set():
             self._ready.set()
 
+    def in_flight(self) -> int:
+        """Messages taken from the broker, not yet written."""
+        return len(self._queue)
+
     def waiting_since(self) -> float | None:
         """Arrival time of the oldest message queued for the writer, if any."""
         held = self._held

@@ -46,6 +46,10 @@ KIND_BOUNDS: dict[str, tuple[float, float]] = {
 KINDS = frozenset(KIND_BOUNDS)
 # Kinds whose value is a state or an event flag: only 0 and 1 make sense.
 BINARY_KINDS = frozenset({"motion", "contact", "bed", "chair", "flush", "button", "fall"})
+# Calls for help (a pendant or pull cord, a wearable fall detector): they travel on a lane of
+# their own, ahead of any backlog of routine readings (`URGENT_TOPICS`).
+URGENT_KINDS = ("button", "fall")
+URGENT_TOPICS = tuple(f"{TOPIC_PREFIX}/+/+/{kind}" for kind in URGENT_KINDS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

@@ -73,6 +73,20 @@ class PipelineCollector(Collector):
             yield CounterMetricFamily("telecare_detect_unknown_home_readings",
                                       "stored readings of homes with no file, not detected on",
                                       value=p.detect.skipped_unknown)
+        readings = GaugeMetricFamily("telecare_backlog_readings",
+                                     "work waiting per stage (ingest: taken from the broker, not"
+                                     " yet written; detect: stored, not yet read; alerts: alert"
+                                     " changes not routed plus notices due)", labels=["stage"])
+        event_s = GaugeMetricFamily("telecare_backlog_event_seconds",
+                                    "how far behind a stage is in event time (ingest: wall clock"
+                                    " minus the newest stored reading's time; detect: that time"
+                                    " minus where detection has got to)", labels=["stage"])
+        for stage, figures in backlog(p).items():
+            readings.add_metric([stage], figures.get("readings", 0))
+            if "event_s" in figures:
+                event_s.add_metric([stage], figures["event_s"])
+        yield readings
+        yield event_s
         up = GaugeMetricFamily("telecare_stage_up", "1 while a stage is alive and working",
                                labels=["stage"])
         for name, status in p.statuses().items():
@@ -90,6 +104,27 @@ class PipelineCollector(Collector):
                                     value=1.0 if p.subscriber.connected.is_set() else 0.0)
 
 
+def backlog(p: Pipeline) -> dict[str, dict[str, float]]:
+    """Per stage: what waits (`readings`) and how far behind in event time (`event_s`)."""
+    out: dict[str, dict[str, float]] = {}
+    if p.ingest is not None:
+        figures: dict[str, float] = {"readings": sum(
+            s.in_flight() for s in (p.subscriber, p.urgent_subscriber) if s is not None)}
+        lag = p.ingest.newest_event_lag_s()
+        if lag is not None:
+            figures["event_s"] = round(max(lag, 0.0), 1)
+        out["ingest"] = figures
+    if p.detect is not None:
+        out["detect"] = {"readings": p.detect.backlog(),
+                         "event_s": round(p.detect.backlog_event_s(), 1),
+                         "age_s": round(p.detect.backlog_age_s(), 1)}
+    if p.alerts is not None:
+        waiting = p.alerts.backlog()
+        out["alerts"] = {"readings": waiting["alert_changes"] + waiting["notices_due"],
+                         **{k: float(v) for k, v in waiting.items()}}
+    return out
+
+
 def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
     """The truth about each stage: alive, working or failing and why, subscribed, behind by
     how much. Not healthy until the broker has granted the subscription."""
@@ -105,6 +140,14 @@ def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
         report["subscribed"] = pipeline.subscriber.subscribed.is_set()
         if not report["subscribed"]:
             why.append("ingest: not subscribed to the broker")
+    if pipeline.urgent_subscriber is not None:
+        report["priority_lane_subscribed"] = pipeline.urgent_subscriber.subscribed.is_set()
+        if not report["priority_lane_subscribed"]:
+            why.append("ingest: the priority lane (calls for help) is not subscribed")
+    try:
+        report["backlog"] = backlog(pipeline)
+    except Exception as exc:  # the store may be unreadable: say so, do not crash
+        why.append(f"cannot read the backlog ({type(exc).__name__})")
     if pipeline.forwarder is not None:
         report["database_up"] = pipeline.forwarder.healthy
         report["spool_readings"] = pipeline.forwarder.backlog()

@@ -20,15 +20,17 @@ from typing import Any
 from alerts.notifiers import Notifier, default_notifiers
 from alerts.service import AlertService
 from detect.service import DetectService
+from detect.urgent import UrgentJudge
 from ingest.influx import InfluxForwarder, InfluxTarget
 from ingest.service import IngestService
 from ingest.store import ReadingStore
 from ingest.subscriber import MqttSubscriber
+from ingest.urgent import UrgentIngest
 from telecare.app.retention import RETENTION, DailyPrune
 from telecare.config import Config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl, Protocol
-from telecare.reading import TOPIC_PREFIX
+from telecare.reading import TOPIC_PREFIX, URGENT_TOPICS
 from telecare.stage import StageStatus
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,14 @@ class Pipeline:
         self.retention = retention  # readings kept this long after arrival (None: forever)
         self.pruner: DailyPrune | None = None
         self.forwarder: InfluxForwarder | None = None
-        self._stops = {name: threading.Event() for name in ("forward", "detect", "alerts")}
+        self._stops = {name: threading.Event()
+                       for name in ("forward", "detect", "detect-urgent", "alerts")}
         self.ingest: IngestService | None = None
         self.subscriber: MqttSubscriber | None = None
+        self.urgent_ingest: UrgentIngest | None = None
+        self.urgent_subscriber: MqttSubscriber | None = None
         self.detect: DetectService | None = None
+        self.urgent: UrgentJudge | None = None
         self.alerts: AlertService | None = None
         self._threads: dict[str, threading.Thread] = {}
 
@@ -76,6 +82,8 @@ class Pipeline:
             wake_alerts = self.alerts.wake.set if self.alerts else None
             self.detect = DetectService(connect(self.data_dir), self.config, wake_alerts,
                                         partition=self.partition, hold_s=self.hold_s)
+            self.urgent = UrgentJudge(connect(self.data_dir), self.config, wake_alerts,
+                                      partition=self.partition)
         if "ingest" in self.stages:
             if self.broker is None:
                 raise ValueError("the ingest stage needs a broker")
@@ -101,8 +109,21 @@ class Pipeline:
                                              self.ingest.handle, self.protocol)
             self.ingest.worker = client_id
             self.ingest.waiting_since = self.subscriber.waiting_since
+            # The priority lane: calls for help on a session of their own, so that none waits
+            # behind a backlog queued for the routine session.
+            self.urgent_ingest = UrgentIngest(
+                ReadingStore(connect(self.data_dir)),
+                on_stored=self.urgent.wake.set if self.urgent else None,
+                known_home=self.config.known)
+            urgent_topics = list(URGENT_TOPICS)
+            if self.share_group:
+                urgent_topics = [f"$share/{self.share_group}/{t}" for t in urgent_topics]
+            self.urgent_subscriber = MqttSubscriber(
+                self.broker, client_id + "-urgent", urgent_topics, self.urgent_ingest.handle,
+                self.protocol, max_in_flight=100, batch_size=50, linger_s=0.0)
         services: tuple[tuple[str, Any], ...] = (
-            ("forward", self.forwarder), ("detect", self.detect), ("alerts", self.alerts))
+            ("forward", self.forwarder), ("detect", self.detect),
+            ("detect-urgent", self.urgent), ("alerts", self.alerts))
         for name, service in services:
             if service is not None:
                 t = threading.Thread(target=service.run, args=(self._stops[name],), name=name,
@@ -110,6 +131,8 @@ class Pipeline:
                 service.status.thread = t
                 t.start()
                 self._threads[name] = t
+        if self.urgent_subscriber is not None:
+            self.urgent_subscriber.start()
         if self.subscriber is not None:
             self.subscriber.start()
         if "ingest" in self.stages and self.retention is not None:
@@ -117,12 +140,14 @@ class Pipeline:
             self.pruner.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        return self.subscriber is None or self.subscriber.subscribed.wait(timeout)
+        return all(s is None or s.subscribed.wait(timeout)
+                   for s in (self.urgent_subscriber, self.subscriber))
 
     def statuses(self) -> dict[str, StageStatus]:
         out = {}
-        for name, service in (("ingest", self.ingest), ("forward", self.forwarder),
-                              ("detect", self.detect), ("alerts", self.alerts)):
+        for name, service in (("ingest", self.ingest), ("ingest-urgent", self.urgent_ingest),
+                              ("forward", self.forwarder), ("detect", self.detect),
+                              ("detect-urgent", self.urgent), ("alerts", self.alerts)):
             if service is not None:
                 out[name] = service.status
         if self.alerts is not None:
@@ -144,10 +169,11 @@ class Pipeline:
         clean = True
         if self.pruner is not None:
             self.pruner.stop.set()
-        if self.subscriber is not None:
-            self.subscriber.stop()
-        for name, service in (("forward", self.forwarder), ("detect", self.detect),
-                              ("alerts", self.alerts)):
+        for subscriber in (self.urgent_subscriber, self.subscriber):
+            if subscriber is not None:
+                subscriber.stop()
+        for name, service in (("forward", self.forwarder), ("detect-urgent", self.urgent),
+                              ("detect", self.detect), ("alerts", self.alerts)):
             self._stops[name].set()
             if service is not None:
                 service.wake.set()

@@ -149,6 +149,13 @@ def test_a_full_data_disk_holds_alerting_up_and_it_resumes_by_itself(
             sent += 1
             assert webhook.wait_for(lambda a: len(presses(webhook)) == 3, 20)
             assert wait_until(lambda: healthz(port)[0] == 200, 30), healthz(port)
+
+            def count() -> int:
+                with sqlite3.connect(data / "telecare.db") as conn:
+                    return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+            # The presses came on the priority lane; the routine lane catches up too.
+            assert wait_until(lambda: count() == sent, 60), count()
         finally:
             pub.close()
             stop(service)

@@ -1,0 +1,78 @@
+"""The priority lane's ingest: calls for help on a subscription and session of their own.
+
+The routine subscriber's broker queue may hold hours of readings after an outage; a pendant
+press must not wait behind them. So ingest keeps a second MQTT session that subscribes only to
+the urgent kinds (`telecare.reading.URGENT_TOPICS`); the broker queues each press for both
+sessions, and this one has nothing else queued. A press taken here is stored in the priority
+log (`urgent_readings`) and detection's urgent judge is woken. The same message also reaches
+the routine lane in its turn and is stored there, in its place among the home's readings, so
+the home's rules see it in event order; the alert it raises then has the same id as the one
+raised here, so nobody is told twice.
+
+Only what the routine lane would store is kept here; anything it would set aside (a bad
+payload, an unknown home) is left to the routine lane, which dead-letters it with its reason,
+so nothing is set aside twice. What this lane skipped is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ingest.store import ReadingStore
+from telecare.clock import Clock, wall_clock
+from telecare.reading import BadReading, Reading, parse_payload
+from telecare.stage import StageStatus, describe
+
+log = logging.getLogger(__name__)
+
+
+class UrgentIngest:
+    def __init__(self, store: ReadingStore, clock: Clock = wall_clock,
+                 on_stored: Callable[[], None] | None = None,
+                 known_home: Callable[[str], bool] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.on_stored = on_stored
+        self.known_home = known_home
+        self.status = StageStatus("ingest-urgent")
+        self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def handle(self, messages: list[tuple[str, bytes, float]]) -> bool:
+        """Each message is (topic, payload, arrival time as Unix seconds); True once stored."""
+        if not messages:
+            return True
+        now = self.clock()
+        readings: list[Reading] = []
+        arrived: list[datetime] = []
+        for topic, payload, at in messages:
+            try:
+                reading = parse_payload(topic, payload, now=now)
+            except BadReading:
+                self.counters["left_to_routine_lane"] += 1  # it dead-letters them, once
+                continue
+            if self.known_home is not None and not self.known_home(reading.home):
+                self.counters["left_to_routine_lane"] += 1
+                continue
+            readings.append(reading)
+            arrived.append(datetime.fromtimestamp(at, UTC))
+        try:
+            with self._lock:
+                new = self.store.add_urgent(readings, arrived) if readings else 0
+        except sqlite3.Error as exc:
+            self.counters["store_errors"] += 1
+            self.status.failed(exc)
+            log.error("could not store a call for help (%s); the broker keeps it until it can "
+                      "be", describe(exc))
+            return False
+        self.status.ok()
+        self.counters["received"] += len(messages)
+        self.counters["stored"] += new
+        if new and self.on_stored is not None:
+            self.on_stored()
+        return True
