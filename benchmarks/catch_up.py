@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks.bulk_publish import bulk_publish  # noqa: E402
 from tests.conftest import Mosquitto, WebhookReceiver, _free_port  # noqa: E402
 from tests.e2e.test_run_end_to_end import Service  # noqa: E402
 
@@ -64,35 +66,14 @@ def point_webhooks(config: Path, webhook: str) -> None:
 
 def publish_file(port: int, readings: Path) -> int:
     """Every line as an MQTT message at QoS 1; returns how many, once all are acknowledged."""
-    acked = [0]
-    cond = threading.Condition()
+    def messages() -> Iterator[tuple[str, bytes]]:
+        with readings.open() as f:
+            for line in f:
+                obj = json.loads(line)
+                yield (f"telecare/v1/{obj.pop('home')}/{obj.pop('device')}/{obj.pop('kind')}",
+                       json.dumps(obj).encode())
 
-    def on_publish(*_: object) -> None:
-        with cond:
-            acked[0] += 1
-            if acked[0] % 1000 == 0:
-                cond.notify_all()
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-backlog")
-    client.max_inflight_messages_set(1000)
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    sent = 0
-    with readings.open() as f:
-        for line in f:
-            obj = json.loads(line)
-            topic = f"telecare/v1/{obj.pop('home')}/{obj.pop('device')}/{obj.pop('kind')}"
-            client.publish(topic, json.dumps(obj), qos=1)
-            sent += 1
-            if sent % 1000 == 0:  # packet ids wrap at 65,535: never too many unacknowledged
-                with cond:
-                    cond.wait_for(lambda n=sent: acked[0] >= n - 2000, 60)
-    with cond:
-        cond.wait_for(lambda: acked[0] >= sent, 120)
-    client.loop_stop()
-    client.disconnect()
-    return sent
+    return bulk_publish("127.0.0.1", port, messages(), client_id="bench-backlog")
 
 
 def healthz(port: int) -> dict[str, Any]:
