@@ -38,7 +38,7 @@ from telecare.alert import alert_id as make_alert_id
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config, Contact, HomeConfig, read_secret
 from telecare.db import Transaction, connect
-from telecare.stage import StageStatus, describe
+from telecare.stage import StageStatus, Wake, describe
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class AlertService:
         self.clock = clock
         self.status = StageStatus("alerts")  # routing and escalation
         self.delivery = StageStatus("deliver")  # the channels' workers: /healthz sees them
-        self.wake = threading.Event()
+        self.wake: Wake = threading.Event()
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
         self.cursor = int(row[0]) if row else 0
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='ok_cursor'").fetchone()

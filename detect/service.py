@@ -19,7 +19,7 @@ from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import Reading, format_ts
-from telecare.stage import StageStatus
+from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class DetectService:
         self.status = StageStatus("detect")
         self.skipped_unknown = 0  # stored readings of homes with no file: not detected on
         self._restore()
-        self.wake = threading.Event()
+        self.wake: Wake = threading.Event()
 
     def _restore(self) -> None:
         """Detection's state as last committed: at start, and after a step that failed part

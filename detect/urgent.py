@@ -32,7 +32,7 @@ from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import format_ts, parse_ts
-from telecare.stage import StageStatus
+from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class UrgentJudge:
         self.key = "urgent_cursor" + ("" if partition == (0, 1) else
                                       f":{partition[0]}/{partition[1]}")
         self.status = StageStatus("detect-urgent")
-        self.wake = threading.Event()
+        self.wake: Wake = threading.Event()
         self.raised = 0
         self._restore()
 

@@ -16,12 +16,25 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXIT_STAGE_FAILED = 3  # the process's exit status when a stage could not go on
+
+
+class Wake(Protocol):
+    """How one stage wakes the next: a `threading.Event` within a process, a
+    `multiprocessing` event between the processes of `telecare run`."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 def describe(exc: BaseException) -> str:

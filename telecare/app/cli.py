@@ -29,21 +29,9 @@ log = logging.getLogger("telecare")
 
 
 def _setup_logging(level: str, fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        from telecare.app.ops import JsonFormatter
+    from telecare.app.ops import setup_logging
 
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
-    # Libraries log what they send to: a notice's URL can hold a phone number or a token,
-    # and a request's path a health value. Their debug and info lines stay out; Apprise
-    # names the URL even in its warnings, so it says nothing (delivery failures are logged
-    # by the alerts stage, by place and role).
-    for name in ("urllib3", "requests", "amqtt", "transitions", "aiosmtpd", "paho"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
-    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+    setup_logging(level, fmt)
 
 
 def _load(config_dir: str) -> Config:
@@ -179,9 +167,10 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
            stages: tuple[str, ...], log_level: str, share_group: str | None = None,
            influx_url: str | None = None, metrics_port: int | None = None,
            log_format: str = "text", partition: str = "0/1", worker: str = "",
-           retention_days: int = 90) -> None:
+           retention_days: int = 90, processes: bool = True) -> None:
     from ingest.influx import InfluxTarget
     from telecare.app.pipeline import Pipeline
+    from telecare.app.processes import ChildArgs, ProcessPipeline
 
     _setup_logging(log_level, log_format)
     config = _load(config_dir)
@@ -206,10 +195,18 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     except (ValueError, AssertionError):
         raise click.BadParameter(f"{partition!r} is not I/N with 0 <= I < N",
                                  param_hint="--partition") from None
-    pipeline = Pipeline(config, data, url, chosen, stages, share_group=share_group,
-                        influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None,
-                        partition=(index, count), worker=worker,
-                        retention=timedelta(days=retention_days))
+    pipeline: Pipeline | ProcessPipeline
+    if processes and set(stages) == {"ingest", "detect", "alerts"}:
+        # Ingest and detection in processes of their own: one Python process runs one
+        # thread at a time, and they starved each other through a backlog.
+        pipeline = ProcessPipeline(config, ChildArgs(
+            config_dir, str(data), url, chosen, share_group, influx_url, (index, count),
+            worker, retention_days, log_level, log_format))
+    else:
+        pipeline = Pipeline(
+            config, data, url, chosen, stages, share_group=share_group,
+            influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None,
+            partition=(index, count), worker=worker, retention=timedelta(days=retention_days))
     pipeline.start()
     ops = None
     if metrics_port is not None:
@@ -265,12 +262,17 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
     @click.option("--retention-days", default=90, show_default=True, type=click.IntRange(1),
                   envvar="TELECARE_RETENTION_DAYS",
                   help="readings are pruned daily this many days after they arrived")
+    @click.option("--single-process", is_flag=True, envvar="TELECARE_SINGLE_PROCESS",
+                  help="run: every stage as a thread of one process (by default ingest and "
+                       "detection each get a process of their own)")
     def command(config_dir: str, data_dir: str | None, mqtt_url: str | None,
                 mqtt_protocol: str, log_level: str, share_group: str | None,
                 influx_url: str | None, metrics_port: int | None, log_format: str,
-                partition: str, worker: str, retention_days: int) -> None:
+                partition: str, worker: str, retention_days: int,
+                single_process: bool) -> None:
         _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group,
-               influx_url, metrics_port, log_format, partition, worker, retention_days)
+               influx_url, metrics_port, log_format, partition, worker, retention_days,
+               processes=not single_process)
 
 
 _serve_command("run", ("ingest", "detect", "alerts"),

@@ -9,28 +9,34 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from telecare.app.pipeline import Pipeline
+
+class Snapshots(Protocol):
+    """Anything that can say how the pipeline stands: a `Pipeline` in this process, or one
+    whose stages run as processes of their own."""
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 class PipelineCollector(Collector):
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Snapshots) -> None:
         self.pipeline = pipeline
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        p = self.pipeline
-        if p.ingest is not None:
-            c = p.ingest.counters
+        snap = self.pipeline.snapshot()
+        ingest = snap.get("ingest")
+        if ingest is not None:
+            c = ingest["counters"]
             for name, help_text in (
                 ("received", "MQTT messages taken in"),
                 ("stored", "readings stored (new)"),
@@ -40,39 +46,47 @@ class PipelineCollector(Collector):
                 ("store_errors", "batches that could not be written (redelivered)"),
                 ("refused_spool_full", "messages left with the broker while the spool was full"),
             ):
-                yield CounterMetricFamily(f"telecare_ingest_{name}", help_text, value=c[name])
+                yield CounterMetricFamily(f"telecare_ingest_{name}", help_text,
+                                          value=c.get(name, 0))
+            yield CounterMetricFamily("telecare_priority_lane_stored",
+                                      "calls for help stored on the priority lane",
+                                      value=ingest.get("urgent_stored", 0))
             codes = CounterMetricFamily("telecare_ingest_dead_letter_reasons",
                                         "malformed messages by reason", labels=["reason"])
-            for code, n in sorted(p.ingest.dead_letter_codes.items()):
+            for code, n in sorted(ingest["dead_letter_codes"].items()):
                 codes.add_metric([code], n)
             yield codes
-            lag = p.ingest.newest_event_lag_s()
-            if lag is not None:
+            if ingest.get("lag_s") is not None:
                 yield GaugeMetricFamily("telecare_ingest_lag_seconds",
                                         "wall clock minus event time of the newest reading",
-                                        value=lag)
-        if p.forwarder is not None:
+                                        value=ingest["lag_s"])
+        forward = snap.get("forward")
+        if forward is not None:
             yield GaugeMetricFamily("telecare_spool_readings",
                                     "readings waiting for the time-series database",
-                                    value=p.forwarder.backlog())
+                                    value=forward["spool"])
             yield GaugeMetricFamily("telecare_database_up", "1 if the last write landed",
-                                    value=1.0 if p.forwarder.healthy else 0.0)
-        if p.detect is not None:
+                                    value=1.0 if forward["healthy"] else 0.0)
+        detect = snap.get("detect")
+        if detect is not None:
             yield GaugeMetricFamily("telecare_detect_backlog_readings",
                                     "stored readings detection has not yet read",
-                                    value=p.detect.backlog())
+                                    value=detect.get("backlog", 0))
             yield GaugeMetricFamily("telecare_detect_backlog_age_seconds",
                                     "how long the oldest unread reading has waited",
-                                    value=p.detect.backlog_age_s())
+                                    value=detect.get("age_s", 0.0))
             errors = CounterMetricFamily("telecare_rule_errors",
                                          "exceptions raised by a rule (contained)",
                                          labels=["rule"])
-            for rule, n in sorted(p.detect.detector.rule_errors.items()):
+            for rule, n in sorted(detect["rule_errors"].items()):
                 errors.add_metric([rule], n)
             yield errors
             yield CounterMetricFamily("telecare_detect_unknown_home_readings",
                                       "stored readings of homes with no file, not detected on",
-                                      value=p.detect.skipped_unknown)
+                                      value=detect["skipped_unknown"])
+            yield CounterMetricFamily("telecare_priority_lane_alerts",
+                                      "alerts raised on the priority lane",
+                                      value=detect.get("urgent_raised", 0))
         readings = GaugeMetricFamily("telecare_backlog_readings",
                                      "work waiting per stage (ingest: taken from the broker, not"
                                      " yet written; detect: stored, not yet read; alerts: alert"
@@ -81,7 +95,7 @@ class PipelineCollector(Collector):
                                     "how far behind a stage is in event time (ingest: wall clock"
                                     " minus the newest stored reading's time; detect: that time"
                                     " minus where detection has got to)", labels=["stage"])
-        for stage, figures in backlog(p).items():
+        for stage, figures in backlog(snap).items():
             readings.add_metric([stage], figures.get("readings", 0))
             if "event_s" in figures:
                 event_s.add_metric([stage], figures["event_s"])
@@ -89,82 +103,81 @@ class PipelineCollector(Collector):
         yield event_s
         up = GaugeMetricFamily("telecare_stage_up", "1 while a stage is alive and working",
                                labels=["stage"])
-        for name, status in p.statuses().items():
-            up.add_metric([name], 1.0 if status.report()["ok"] else 0.0)
+        for name, report in snap["stages"].items():
+            up.add_metric([name], 1.0 if report["ok"] else 0.0)
         yield up
-        if p.alerts is not None:
+        alerts = snap.get("alerts")
+        if alerts is not None:
             notes = GaugeMetricFamily("telecare_notifications",
                                       "notifications by channel and state (pending, sent, "
                                       "failed, dropped)", labels=["channel", "state"])
-            for (channel, state), n in sorted(p.alerts.counts().items()):
+            for channel, state, n in sorted(alerts["notifications"]):
                 notes.add_metric([channel, state], n)
             yield notes
-        if p.subscriber is not None:
+        broker = snap.get("broker")
+        if broker is not None:
             yield GaugeMetricFamily("telecare_broker_connected", "1 while connected",
-                                    value=1.0 if p.subscriber.connected.is_set() else 0.0)
+                                    value=1.0 if broker["connected"] else 0.0)
 
 
-def backlog(p: Pipeline) -> dict[str, dict[str, float]]:
+def backlog(snap: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per stage: what waits (`readings`) and how far behind in event time (`event_s`)."""
     out: dict[str, dict[str, float]] = {}
-    if p.ingest is not None:
-        figures: dict[str, float] = {"readings": sum(
-            s.in_flight() for s in (p.subscriber, p.urgent_subscriber) if s is not None)}
-        lag = p.ingest.newest_event_lag_s()
-        if lag is not None:
-            figures["event_s"] = round(max(lag, 0.0), 1)
+    ingest = snap.get("ingest")
+    if ingest is not None:
+        figures: dict[str, float] = {"readings": ingest.get("in_flight", 0)}
+        if ingest.get("lag_s") is not None:
+            figures["event_s"] = round(max(ingest["lag_s"], 0.0), 1)
         out["ingest"] = figures
-    if p.detect is not None:
-        out["detect"] = {"readings": p.detect.backlog(),
-                         "event_s": round(p.detect.backlog_event_s(), 1),
-                         "age_s": round(p.detect.backlog_age_s(), 1)}
-    if p.alerts is not None:
-        waiting = p.alerts.backlog()
+    detect = snap.get("detect")
+    if detect is not None and "backlog" in detect:
+        out["detect"] = {"readings": detect["backlog"], "event_s": detect["event_s"],
+                         "age_s": detect["age_s"]}
+    alerts = snap.get("alerts")
+    if alerts is not None and "backlog" in alerts:
+        waiting = alerts["backlog"]
         out["alerts"] = {"readings": waiting["alert_changes"] + waiting["notices_due"],
                          **{k: float(v) for k, v in waiting.items()}}
     return out
 
 
-def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
+def health(pipeline: Snapshots) -> tuple[bool, dict[str, Any]]:
     """The truth about each stage: alive, working or failing and why, subscribed, behind by
     how much. Not healthy until the broker has granted the subscription."""
+    snap = pipeline.snapshot()
     report: dict[str, Any] = {"stages": {}}
-    why: list[str] = []
-    for name, status in pipeline.statuses().items():
-        stage = status.report()
+    why: list[str] = list(snap.get("why", []))
+    for name, stage in snap["stages"].items():
         report["stages"][name] = stage
         if not stage["ok"]:
             why.append(f"{name}: {stage.get('fatal') or stage.get('error') or 'not running'}")
-    if pipeline.subscriber is not None:
-        report["broker_connected"] = pipeline.subscriber.connected.is_set()
-        report["subscribed"] = pipeline.subscriber.subscribed.is_set()
+    broker = snap.get("broker")
+    if broker is not None:
+        report["broker_connected"] = broker["connected"]
+        report["subscribed"] = broker["subscribed"]
         if not report["subscribed"]:
             why.append("ingest: not subscribed to the broker")
-    if pipeline.urgent_subscriber is not None:
-        report["priority_lane_subscribed"] = pipeline.urgent_subscriber.subscribed.is_set()
+        report["priority_lane_subscribed"] = broker["priority_lane_subscribed"]
         if not report["priority_lane_subscribed"]:
             why.append("ingest: the priority lane (calls for help) is not subscribed")
-    try:
-        report["backlog"] = backlog(pipeline)
-    except Exception as exc:  # the store may be unreadable: say so, do not crash
-        why.append(f"cannot read the backlog ({type(exc).__name__})")
-    if pipeline.forwarder is not None:
-        report["database_up"] = pipeline.forwarder.healthy
-        report["spool_readings"] = pipeline.forwarder.backlog()
-        if not pipeline.forwarder.accepting():
+    forward = snap.get("forward")
+    if forward is not None:
+        report["database_up"] = forward["healthy"]
+        report["spool_readings"] = forward["spool"]
+        if not forward["accepting"]:
             why.append("forward: the spool for the time-series database is full")
-    if pipeline.detect is not None:
-        try:
-            report["detect_backlog_readings"] = pipeline.detect.backlog()
-            report["detect_backlog_age_s"] = pipeline.detect.backlog_age_s()
-        except Exception as exc:  # the store may be unreadable: say so, do not crash
-            why.append(f"detect: cannot read the backlog ({type(exc).__name__})")
-        failing = {r: n for r, n in pipeline.detect.detector.rule_errors.items() if n}
+    detect = snap.get("detect")
+    if detect is not None:
+        if "backlog" in detect:
+            report["detect_backlog_readings"] = detect["backlog"]
+            report["detect_backlog_age_s"] = detect["age_s"]
+        failing = {r: n for r, n in detect["rule_errors"].items() if n}
         if failing:
             # Degraded, not down: the other rules and homes go on, and a restart would not
             # mend a rule's bug. The technical team has a low alert for each home it hit.
             report["failing_rules"] = failing
             report["degraded"] = [f"rule {r} failed {n} time(s)" for r, n in failing.items()]
+    report["backlog"] = backlog(snap)
     ok = not why
     report["healthy"] = ok
     if why:
@@ -172,7 +185,7 @@ def health(pipeline: Pipeline) -> tuple[bool, dict[str, Any]]:
     return ok, report
 
 
-def serve_ops(pipeline: Pipeline, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+def serve_ops(pipeline: Snapshots, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     registry = CollectorRegistry()
     registry.register(PipelineCollector(pipeline))
 
@@ -211,3 +224,20 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             obj["exc"] = self.formatException(record.exc_info)
         return json.dumps(obj)
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Log lines to stderr, as text or one JSON object a line, at `level`."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
+    # Libraries log what they send to: a notice's URL can hold a phone number or a token,
+    # and a request's path a health value. Their debug and info lines stay out; Apprise
+    # names the URL even in its warnings, so it says nothing (delivery failures are logged
+    # by the alerts stage, by place and role).
+    for name in ("urllib3", "requests", "amqtt", "transitions", "aiosmtpd", "paho"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)

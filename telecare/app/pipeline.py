@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from telecare.config import Config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl, Protocol
 from telecare.reading import TOPIC_PREFIX, URGENT_TOPICS
-from telecare.stage import StageStatus
+from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
 STAGES = ("ingest", "detect", "alerts")
@@ -44,7 +44,8 @@ class Pipeline:
                  share_group: str | None = None, topic: str | list[str] = f"{TOPIC_PREFIX}/#",
                  influx: InfluxTarget | None = None, partition: tuple[int, int] = (0, 1),
                  hold_s: float | None = None, worker: str = "",
-                 retention: timedelta | None = RETENTION) -> None:
+                 retention: timedelta | None = RETENTION,
+                 wakes: Mapping[str, Wake] | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.broker = broker
@@ -60,6 +61,8 @@ class Pipeline:
         # order: let detection wait a moment and sort. One worker needs no wait.
         self.hold_s = hold_s if hold_s is not None else (1.0 if share_group else 0.0)
         self.retention = retention  # readings kept this long after arrival (None: forever)
+        # Stages in other processes are woken through these ("detect", "urgent", "alerts").
+        self.wakes = dict(wakes or {})
         self.pruner: DailyPrune | None = None
         self.forwarder: InfluxForwarder | None = None
         self._stops = {name: threading.Event()
@@ -74,26 +77,35 @@ class Pipeline:
         self._threads: dict[str, threading.Thread] = {}
 
     def start(self) -> None:
+        wakes = self.wakes
         if "alerts" in self.stages:
             notifiers = self.notifiers or default_notifiers(
                 str(self.broker) if self.broker else None, self.protocol)
             self.alerts = AlertService(connect(self.data_dir), self.config, notifiers)
+            self.alerts.wake = wakes.get("alerts", self.alerts.wake)
+        wake_alerts = self.alerts.wake if self.alerts else wakes.get("alerts")
         if "detect" in self.stages:
-            wake_alerts = self.alerts.wake.set if self.alerts else None
-            self.detect = DetectService(connect(self.data_dir), self.config, wake_alerts,
+            on_alerts = wake_alerts.set if wake_alerts else None
+            self.detect = DetectService(connect(self.data_dir), self.config, on_alerts,
                                         partition=self.partition, hold_s=self.hold_s)
-            self.urgent = UrgentJudge(connect(self.data_dir), self.config, wake_alerts,
+            self.detect.wake = wakes.get("detect", self.detect.wake)
+            self.urgent = UrgentJudge(connect(self.data_dir), self.config, on_alerts,
                                       partition=self.partition)
+            self.urgent.wake = wakes.get("urgent", self.urgent.wake)
+        wake_detect = self.detect.wake if self.detect else wakes.get("detect")
+        wake_urgent = self.urgent.wake if self.urgent else wakes.get("urgent")
         if "ingest" in self.stages:
             if self.broker is None:
                 raise ValueError("the ingest stage needs a broker")
             if self.influx is not None:
                 self.forwarder = InfluxForwarder(connect(self.data_dir), self.config,
                                                  self.influx)
-            wakes = [s.wake for s in (self.detect, self.forwarder) if s is not None]
+            next_stages: list[Wake] = [w for w in (wake_detect,) if w is not None]
+            if self.forwarder is not None:
+                next_stages.append(self.forwarder.wake)
 
             def wake_next() -> None:
-                for event in wakes:
+                for event in next_stages:
                     event.set()
 
             self.ingest = IngestService(
@@ -113,7 +125,7 @@ class Pipeline:
             # behind a backlog queued for the routine session.
             self.urgent_ingest = UrgentIngest(
                 ReadingStore(connect(self.data_dir)),
-                on_stored=self.urgent.wake.set if self.urgent else None,
+                on_stored=wake_urgent.set if wake_urgent else None,
                 known_home=self.config.known)
             urgent_topics = list(URGENT_TOPICS)
             if self.share_group:
@@ -154,6 +166,53 @@ class Pipeline:
             out["deliver"] = self.alerts.delivery
         return out
 
+    def snapshot(self) -> dict[str, Any]:
+        """How this process's stages stand, as plain data (for /healthz and /metrics, and
+        for a parent process when the stages run as processes of their own)."""
+        snap: dict[str, Any] = {"stages": {n: s.report() for n, s in self.statuses().items()},
+                                "why": []}
+        if self.ingest is not None:
+            snap["ingest"] = {
+                "counters": dict(self.ingest.counters),
+                "dead_letter_codes": dict(self.ingest.dead_letter_codes),
+                "lag_s": self.ingest.newest_event_lag_s(),
+                "in_flight": sum(s.in_flight() for s in (self.subscriber,
+                                                         self.urgent_subscriber) if s),
+                "urgent_stored": self.urgent_ingest.counters["stored"]
+                if self.urgent_ingest else 0}
+        if self.subscriber is not None:
+            snap["broker"] = {
+                "connected": self.subscriber.connected.is_set(),
+                "subscribed": self.subscriber.subscribed.is_set(),
+                "priority_lane_subscribed": self.urgent_subscriber is None
+                or self.urgent_subscriber.subscribed.is_set()}
+        if self.forwarder is not None:
+            snap["forward"] = {"spool": self.forwarder.backlog(),
+                               "healthy": self.forwarder.healthy,
+                               "accepting": self.forwarder.accepting()}
+        if self.detect is not None:
+            detect: dict[str, Any] = {
+                "rule_errors": dict(self.detect.detector.rule_errors),
+                "skipped_unknown": self.detect.skipped_unknown,
+                "urgent_raised": self.urgent.raised if self.urgent else 0}
+            try:
+                detect.update(backlog=self.detect.backlog(),
+                              event_s=round(self.detect.backlog_event_s(), 1),
+                              age_s=round(self.detect.backlog_age_s(), 1))
+            except Exception as exc:  # the store may be unreadable: say so, do not crash
+                snap["why"].append(f"detect: cannot read the backlog ({type(exc).__name__})")
+            snap["detect"] = detect
+        if self.alerts is not None:
+            alerts: dict[str, Any] = {"notifications": []}
+            try:
+                alerts["notifications"] = [[ch, st, n] for (ch, st), n in
+                                           sorted(self.alerts.counts().items())]
+                alerts["backlog"] = self.alerts.backlog()
+            except Exception as exc:
+                snap["why"].append(f"alerts: cannot read the store ({type(exc).__name__})")
+            snap["alerts"] = alerts
+        return snap
+
     def fatal(self) -> str | None:
         """Why the process cannot go on (a stage gave up, or its thread is gone), if so."""
         for name, status in self.statuses().items():
@@ -186,7 +245,7 @@ class Pipeline:
                               "last commit at the next start", name, service.status.error)
                     clean = False
         if clean:
-            log.info("pipeline stopped cleanly")
+            log.info("pipeline stopped cleanly (%s)", "+".join(self.stages))
         else:
             log.error("pipeline stopped with work left; nothing committed is lost")
         return clean
