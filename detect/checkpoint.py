@@ -48,10 +48,16 @@ class Checkpoint:
         band = json.loads(meta.get(f"band{self.suffix}") or "[]")
         return (int(upto) if upto is not None else None), set(band)
 
+    @staticmethod
+    def encode(homes: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+        """Home states as the rows `save_in` writes: done before the transaction, so the
+        write lock is held only for the writing (a backlog's checkpoint is megabytes)."""
+        return [(h, orjson.dumps(s, option=_SORTED).decode()) for h, s in homes.items()]
+
     def save_in(self, conn: sqlite3.Connection, cursor: int, watermark: str | None,
-                homes: dict[str, dict[str, Any]], arrived_upto: int | None = None,
-                band_done: set[int] | None = None) -> None:
-        """Write within the caller's transaction."""
+                homes: dict[str, dict[str, Any]] | list[tuple[str, str]],
+                arrived_upto: int | None = None, band_done: set[int] | None = None) -> None:
+        """Write within the caller's transaction; `homes` as states or `encode`d rows."""
         if arrived_upto is not None:
             conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
                          (f"arrived{self.suffix}", str(arrived_upto)))
@@ -61,5 +67,5 @@ class Checkpoint:
                      (f"cursor{self.suffix}", str(cursor)))
         conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
                      (f"watermark{self.suffix}", watermark))
-        conn.executemany("INSERT OR REPLACE INTO detect_state VALUES (?, ?)",
-                         [(h, orjson.dumps(s, option=_SORTED).decode()) for h, s in homes.items()])
+        rows = self.encode(homes) if isinstance(homes, dict) else homes
+        conn.executemany("INSERT OR REPLACE INTO detect_state VALUES (?, ?)", rows)

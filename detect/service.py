@@ -86,6 +86,7 @@ class DetectService:
                  if (count == 1 or partition_of(h, count) == index) and self.config.known(h)}
         self.cursor = cursor
         self.saved_at = time.monotonic()
+        self.save_cost = 0.0  # how long the last checkpoint took (wall seconds)
         errors = self.detector.rule_errors
         self.detector = Detector(self.config)
         self.detector.rule_errors = errors  # counts for /metrics outlive a restore
@@ -146,6 +147,7 @@ class DetectService:
             # Nothing to hand on; where reading got to moves on all the same (it need not be
             # saved: the last saved position is consistent, and reading again from it is safe).
             self.cursor, self.arrived_upto, self.band_done = cursor, arrived_upto, band_done
+            self.save()  # caught up: what the last batches changed, if not saved yet
             return 0
         index, count = self.partition
         mine = [r for _, r in rows if count == 1 or partition_of(r.home, count) == index]
@@ -165,15 +167,19 @@ class DetectService:
                     oks.append((reading.home, format_ts(reading.ts)))
         self.cursor, self.arrived_upto, self.band_done = cursor, arrived_upto, band_done
         caught_up = len(rows) < self.batch
-        save = caught_up or time.monotonic() - self.saved_at >= self.checkpoint_s
-        if changes or oks or save:
+        # While catching up, at most every checkpoint_s, and never more than a tenth of the
+        # time (2,000 homes' state is megabytes of JSON).
+        every = max(self.checkpoint_s, 10 * self.save_cost)
+        states = self._states() if caught_up or \
+            time.monotonic() - self.saved_at >= every else None
+        if changes or oks or states is not None:
             with Transaction(self.conn) as c:
                 self.alerts.record_in(c, changes)
                 for home, at in oks:
                     self.alerts.record_ok_in(c, home, at)
-                if save:
-                    self._save_in(c)
-            if save:
+                if states is not None:
+                    self._save_in(c, states)
+            if states is not None:
                 self._saved()
         if changes:
             for alert in changes:
@@ -183,9 +189,16 @@ class DetectService:
                 self.on_alerts()
         return len(rows)
 
-    def _save_in(self, c: sqlite3.Connection) -> None:
-        touched = {h: self.detector.state_of(h) for h in self.detector.touched}
-        self.checkpoint.save_in(c, self.cursor, self.detector.watermark_text(), touched,
+    def _states(self) -> list[tuple[str, str]]:
+        """The touched homes' states, encoded, outside any transaction."""
+        began = time.monotonic()
+        rows = self.checkpoint.encode({h: self.detector.state_of(h)
+                                       for h in self.detector.touched})
+        self.save_cost = time.monotonic() - began
+        return rows
+
+    def _save_in(self, c: sqlite3.Connection, states: list[tuple[str, str]]) -> None:
+        self.checkpoint.save_in(c, self.cursor, self.detector.watermark_text(), states,
                                 self.arrived_upto, self.band_done)
 
     def _saved(self) -> None:
@@ -195,8 +208,9 @@ class DetectService:
     def save(self) -> None:
         """Checkpoint now what was processed since the last checkpoint."""
         if self.detector.touched:
+            states = self._states()
             with Transaction(self.conn) as c:
-                self._save_in(c)
+                self._save_in(c, states)
             self._saved()
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:

@@ -85,8 +85,10 @@ def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
     pipeline.start()
     code = 0
     try:
-        while not stop.wait(REPORT_S):
+        while True:
             reports.put((role, pipeline.snapshot()))
+            if stop.wait(REPORT_S):
+                break
             fatal = pipeline.fatal()
             if fatal is not None:
                 log.critical("the %s process cannot go on: %s", role, fatal)

@@ -7,14 +7,16 @@ import json
 import sqlite3
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import yaml
 
-from tests.conftest import Mosquitto, WebhookReceiver
+from tests.conftest import Mosquitto, WebhookReceiver, _free_port
 from tests.e2e.test_run_end_to_end import Service, stop
+from tests.e2e.test_silent_stops import healthz, wait_until
 
 BACKLOG = 100_000
 HOMES = 100
@@ -97,7 +99,8 @@ def test_a_press_behind_a_backlog_of_100000_readings_is_alerted_before_half_is_s
                                   json.dumps({"ts": press_ts.isoformat(), "value": 1,
                                               "seq": 1}))])
 
-    service = Service(*args)
+    port = _free_port()
+    service = Service(*args, "--metrics-port", str(port))
     try:
         def pendant_alerts() -> list[dict[str, object]]:
             return [a for a in webhook.alerts()
@@ -110,6 +113,25 @@ def test_a_press_behind_a_backlog_of_100000_readings_is_alerted_before_half_is_s
         assert stored_when_alerted < BACKLOG / 2, stored_when_alerted
         assert any("on the priority lane" in line for line in service.lines)
 
+        # The catch-up is visible: each stage's backlog, in readings and event time.
+        report = wait_until(lambda: (r := healthz(port)[1]) and "event_s" in
+                            r["backlog"].get("ingest", {}) and r, 10) or healthz(port)[1]
+        assert set(report["backlog"]) == {"ingest", "detect", "alerts"}, report
+        assert report["backlog"]["ingest"]["event_s"] > 3600  # two days' readings to go
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert 'telecare_backlog_readings{stage="detect"}' in metrics
+        assert 'telecare_backlog_event_seconds{stage="ingest"}' in metrics
+    finally:
+        # Stopped in the middle of the backlog: quickly, and losing nothing.
+        began = time.monotonic()
+        stop(service)
+        stop_s = time.monotonic() - began
+    assert stop_s < 10, stop_s
+    assert stored(data / "telecare.db") < BACKLOG + 1
+
+    service = Service(*args)
+    try:
         # The routine lane catches up: every reading stored (the press too, in its place),
         # detection through all of them, and its own pendant alert is the same alert.
         deadline = time.monotonic() + 240
