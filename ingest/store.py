@@ -16,8 +16,7 @@ from typing import Any
 from telecare.db import Transaction
 from telecare.reading import Reading
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS readings (
+_READING_COLUMNS = """(
     rowid INTEGER PRIMARY KEY,
     dedupe_key TEXT NOT NULL UNIQUE,
     home TEXT NOT NULL,
@@ -28,23 +27,14 @@ CREATE TABLE IF NOT EXISTS readings (
     seq INTEGER,
     battery REAL,
     received_us INTEGER NOT NULL
-);
+)"""
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS readings {_READING_COLUMNS};
 CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_us);
 CREATE INDEX IF NOT EXISTS readings_arrived ON readings (received_us);
 -- The priority lane's log: calls for help as they came in on their own subscription, ahead of
 -- any backlog. The same readings also reach `readings`, in their place, by the routine lane.
-CREATE TABLE IF NOT EXISTS urgent_readings (
-    rowid INTEGER PRIMARY KEY,
-    dedupe_key TEXT NOT NULL UNIQUE,
-    home TEXT NOT NULL,
-    device TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    ts_us INTEGER NOT NULL,
-    value REAL NOT NULL,
-    seq INTEGER,
-    battery REAL,
-    received_us INTEGER NOT NULL
-);
+CREATE TABLE IF NOT EXISTS urgent_readings {_READING_COLUMNS};
 CREATE TABLE IF NOT EXISTS ingest_workers (
     worker TEXT PRIMARY KEY,
     low_us INTEGER NOT NULL,   -- nothing this worker has yet to write arrived before this
