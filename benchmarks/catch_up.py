@@ -164,6 +164,7 @@ def main() -> None:
     stop_s = time.perf_counter() - stop_began
     presser.loop_stop()
     broker.stop()
+    (work / "service.log").write_text("".join(service.lines))
 
     firsts: dict[str, float] = {}
     count: dict[str, int] = {}
@@ -196,6 +197,7 @@ def main() -> None:
         "backlog_samples": samples[:: max(1, len(samples) // 20)],
     }
     print(json.dumps({k: v for k, v in result.items() if k != "backlog_samples"}, indent=1))
+    print(f"the service's log: {work / 'service.log'}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

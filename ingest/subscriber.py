@@ -108,6 +108,11 @@ class MqttSubscriber:
         self._generation += 1
         self.subscribed.clear()
         client.subscribe([(t, 1) for t in self.topics])
+        if getattr(flags, "session_present", False):
+            # The broker kept our session, subscriptions and all: we are subscribed already.
+            # (After an outage its SUBACK can wait behind the queued backlog: /healthz must
+            # not say "not subscribed" through the whole catch-up.)
+            self.subscribed.set()
         self.connected.set()
         log.info("connected to %s; subscribing to %s", self.url, ", ".join(self.topics))
 
