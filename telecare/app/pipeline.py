@@ -189,7 +189,8 @@ class Pipeline:
         if self.forwarder is not None:
             snap["forward"] = {"spool": self.forwarder.backlog(),
                                "healthy": self.forwarder.healthy,
-                               "accepting": self.forwarder.accepting()}
+                               "accepting": self.forwarder.backlog()
+                               < self.forwarder.spool_limit}
         if self.detect is not None:
             detect: dict[str, Any] = {
                 "rule_errors": dict(self.detect.detector.rule_errors),
