@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 import yaml
 
 from tests.conftest import Mosquitto, WebhookReceiver, _free_port
@@ -68,12 +69,13 @@ def stored(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
 
 
+@pytest.mark.parametrize("mode", [(), ("--single-process",)], ids=["processes", "threads"])
 def test_a_press_behind_a_backlog_of_100000_readings_is_alerted_before_half_is_stored(
         tmp_path: Path, mosquitto: Mosquitto, webhook: WebhookReceiver,
-        unique_home: str) -> None:
+        unique_home: str, mode: tuple[str, ...]) -> None:
     config, data = tmp_path / "config", tmp_path / "data"
     homes = write_homes(config, unique_home[:40] + "-", webhook.url)
-    args = ("--config", str(config), "--data", str(data), "--mqtt", mosquitto.url)
+    args = ("--config", str(config), "--data", str(data), "--mqtt", mosquitto.url, *mode)
 
     # A first start makes the service's persistent sessions; then it is away.
     first = Service(*args)
