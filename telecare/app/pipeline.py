@@ -132,7 +132,8 @@ class Pipeline:
                 urgent_topics = [f"$share/{self.share_group}/{t}" for t in urgent_topics]
             self.urgent_subscriber = MqttSubscriber(
                 self.broker, client_id + "-urgent", urgent_topics, self.urgent_ingest.handle,
-                self.protocol, max_in_flight=100, batch_size=50, linger_s=0.0)
+                self.protocol, max_in_flight=100, batch_size=50, linger_s=0.0,
+                keepalive_s=30)  # no backlog on this session: a dead link is found sooner
         services: tuple[tuple[str, Any], ...] = (
             ("forward", self.forwarder), ("detect", self.detect),
             ("detect-urgent", self.urgent), ("alerts", self.alerts))
