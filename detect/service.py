@@ -90,6 +90,7 @@ class DetectService:
         self.cursor = cursor
         self.saved_at = time.monotonic()
         self.save_cost = 0.0  # how long the last checkpoint took (wall seconds)
+        self.save_cost_per_home = 0.0
         errors = self.detector.rule_errors
         self.detector = Detector(self.config)
         self.detector.rule_errors = errors  # counts for /metrics outlive a restore
@@ -208,6 +209,8 @@ class DetectService:
         rows = self.checkpoint.encode({h: self.detector.state_of(h)
                                        for h in self.detector.touched})
         self.save_cost = time.monotonic() - began
+        if rows:
+            self.save_cost_per_home = self.save_cost / len(rows)
         return rows
 
     def _save_in(self, c: sqlite3.Connection, states: list[tuple[str, str]]) -> None:
@@ -242,12 +245,13 @@ class DetectService:
             until = time.monotonic() + self.drain_s
             while time.monotonic() < until and self.step():
                 pass
-            if self.save_cost < self.drain_s:
+            expected = self.save_cost_per_home * len(self.detector.touched)
+            if expected < self.drain_s:
                 self.save()
             else:
-                # After a backlog every home's state is due, which took longer than a stop
+                # After a backlog every home's state is due, which takes longer than a stop
                 # should: the next start reads again from the last checkpoint instead.
-                log.info("stopping without a last checkpoint (it took %.1f s); the next start "
-                         "reads again from the one before", self.save_cost)
+                log.info("stopping without a last checkpoint (it would take about %.1f s); the"
+                         " next start reads again from the one before", expected)
 
         self.status.last("detection", drain)
