@@ -1,11 +1,14 @@
 """The live pipeline: ingest, detect and alerts stages, alone or together, until told to stop.
 
 Stages hand over through the embedded store (the reading log, the alert-event log), so each
-can run in its own process (`telecare ingest`, `telecare detect`, `telecare alerts`) or as
-threads of one (`telecare run`), where a stage also wakes the next at once instead of waiting
-for its next poll. Stopping is clean: the subscriber stops taking messages first, then
-detection drains what was stored, then alerts route and send what detection raised.
-"""
+can run in its own process (`telecare ingest`, `telecare detect`, `telecare alerts`; `telecare
+run` starts ingest and detection as child processes, `telecare.app.processes`) or as threads
+of one (`telecare run --single-process`). A stage wakes the next at once (an event, shared
+between processes where they are apart) instead of waiting for its next poll. Each ingest
+also holds the priority lane (calls for help on a session of their own) and each detection
+its urgent judge. Stopping is clean: the subscribers stop taking messages first, then
+detection goes on a moment with what was stored, then alerts route and send what detection
+raised."""
 
 from __future__ import annotations
 
