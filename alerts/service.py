@@ -28,7 +28,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from alerts import plan
 from alerts.notifiers import DeliveryError, LogNotifier, Notice, Notifier, WebhookNotifier
@@ -37,7 +36,7 @@ from telecare.alert import Alert, severity_rank
 from telecare.alert import alert_id as make_alert_id
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config, Contact, HomeConfig, read_secret
-from telecare.db import Transaction, connect
+from telecare.db import PerThread, Transaction, connect
 from telecare.stage import StageStatus, Wake, describe
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,8 @@ class AlertService:
         self.cursor = int(row[0]) if row else 0
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='ok_cursor'").fetchone()
         self.ok_cursor = int(row[0]) if row else 0
-        self._db_dir = Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
+        self._asked = PerThread(conn, lambda c: c)  # /metrics and /healthz ask from elsewhere
+        self._db_dir = self._asked.data_dir
 
     # --- 1. route ------------------------------------------------------------------------
 
@@ -427,24 +427,17 @@ class AlertService:
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Notifications by (channel, state), for /metrics: a failed count that grows is a
-        channel to fix. Its own connection: called from the metrics thread."""
-        conn = connect(self._db_dir)
-        try:
-            return {(ch, st): n for ch, st, n in conn.execute(
-                "SELECT channel, state, count(*) FROM notifications GROUP BY channel, state")}
-        finally:
-            conn.close()
+        channel to fix. Asked from the metrics thread, on its own connection."""
+        return {(ch, st): n for ch, st, n in self._asked.get().execute(
+            "SELECT channel, state, count(*) FROM notifications GROUP BY channel, state")}
 
     def backlog(self) -> dict[str, int]:
         """Alert changes not yet routed, and notices due but not yet sent, for /healthz and
-        /metrics. Its own connection: called from the metrics thread."""
-        conn = connect(self._db_dir)
-        try:
-            top = conn.execute("SELECT coalesce(max(seq), 0) FROM alert_events").fetchone()[0]
-            due = conn.execute("SELECT count(*) FROM notifications WHERE state = 'pending' AND"
-                               " next_attempt <= ?", (self._now(),)).fetchone()[0]
-        finally:
-            conn.close()
+        /metrics. Asked from the metrics thread, on its own connection."""
+        conn = self._asked.get()
+        top = conn.execute("SELECT coalesce(max(seq), 0) FROM alert_events").fetchone()[0]
+        due = conn.execute("SELECT count(*) FROM notifications WHERE state = 'pending' AND"
+                           " next_attempt <= ?", (self._now(),)).fetchone()[0]
         return {"alert_changes": max(int(top) - self.cursor, 0), "notices_due": int(due)}
 
     def deliveries(self) -> list[Delivery]:

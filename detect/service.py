@@ -10,7 +10,6 @@ import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from alerts.store import AlertStore
 from detect.checkpoint import Checkpoint
@@ -18,7 +17,7 @@ from detect.engine import Detector
 from ingest.store import ReadingStore
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config
-from telecare.db import Transaction, connect
+from telecare.db import PerThread, Transaction
 from telecare.reading import Reading, format_ts
 from telecare.stage import StageStatus, Wake
 
@@ -76,8 +75,7 @@ class DetectService:
         self.skipped_unknown = 0  # stored readings of homes with no file: not detected on
         self._restore()
         self.wake: Wake = threading.Event()
-        self._watchers = threading.local()
-        self._db_dir = Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
+        self._asked = PerThread(conn, ReadingStore)  # for backlog questions from elsewhere
 
     def _restore(self) -> None:
         """Detection's state as last committed: at start, and after a step that failed part
@@ -116,23 +114,13 @@ class DetectService:
         band_done = (self.band_done & still_in_band) | {rowid for rowid, _ in early}
         return top, settled, take + early, band_done
 
-    def _watch(self) -> ReadingStore:
-        """The store as seen from the thread asking how far behind detection is (/healthz,
-        /metrics, a child process's report): a connection of that thread's own. Sharing
-        detection's connection, a question asked in the middle of its transaction once
-        ended that transaction under it."""
-        store: ReadingStore | None = getattr(self._watchers, "store", None)
-        if store is None:
-            store = self._watchers.store = ReadingStore(connect(self._db_dir))
-        return store
-
     def backlog(self) -> int:
-        return max(self._watch().max_rowid() - self.cursor, 0)
+        return max(self._asked.get().max_rowid() - self.cursor, 0)
 
     def backlog_event_s(self) -> float:
         """How far behind detection is in event time: the newest stored reading's time
         minus the stream time detection has reached."""
-        newest = self._watch().newest_event()
+        newest = self._asked.get().newest_event()
         at = self.detector.watermark
         if newest is None or at is None:
             return 0.0
@@ -140,7 +128,7 @@ class DetectService:
 
     def backlog_age_s(self) -> float:
         """How long the oldest reading detection has not yet read has been stored."""
-        at = self._watch().received_after(self.cursor)
+        at = self._asked.get().received_after(self.cursor)
         return 0.0 if at is None else max((self.clock() - at).total_seconds(), 0.0)
 
     def step(self) -> int:

@@ -18,14 +18,13 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from ingest.store import ReadingStore
 from telecare.config import Config
-from telecare.db import Transaction, connect
+from telecare.db import PerThread, Transaction
 from telecare.reading import Reading
 from telecare.stage import StageStatus
 
@@ -89,8 +88,7 @@ class InfluxForwarder:
                                      timeout=timeout_ms)
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
         self.wake = threading.Event()
-        self._askers = threading.local()
-        self._db_dir = Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
+        self._asked = PerThread(conn, ReadingStore)  # accepting() is asked by ingest's writer
         self.healthy = True
         self.written = 0
         self._known_max = self.store.max_rowid()
@@ -102,13 +100,8 @@ class InfluxForwarder:
         self._known_max = max(self._known_max, max_rowid)
 
     def accepting(self) -> bool:
-        """Room left in the spool? Asked by ingest's writer: on a connection of the asking
-        thread's own (a connection shared between threads once ended a transaction under
-        its owner)."""
-        store: ReadingStore | None = getattr(self._askers, "store", None)
-        if store is None:
-            store = self._askers.store = ReadingStore(connect(self._db_dir))
-        self._known_max = store.max_rowid()
+        """Room left in the spool? Asked by ingest's writer, on its own connection."""
+        self._known_max = self._asked.get().max_rowid()
         return self.backlog() < self.spool_limit
 
     def _room(self, home: str, device: str) -> str:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 DB_NAME = "telecare.db"
 
@@ -62,3 +65,30 @@ class Transaction:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def data_dir_of(conn: sqlite3.Connection) -> Path:
+    """The data directory a connection's store lives in."""
+    return Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
+
+
+T = TypeVar("T")
+
+
+class PerThread(Generic[T]):
+    """`get()`: the same store, on a connection of the calling thread's own, made at its first
+    call and kept. For questions asked from other threads (/healthz, /metrics, a child
+    process's report, ingest's spool check): a stage's connection used from another thread
+    once ended the stage's transaction under it."""
+
+    def __init__(self, conn: sqlite3.Connection,
+                 wrap: Callable[[sqlite3.Connection], T]) -> None:
+        self.data_dir = data_dir_of(conn)  # asked here, on the owner's thread
+        self.wrap = wrap
+        self._local = threading.local()
+
+    def get(self) -> T:
+        found: T | None = getattr(self._local, "value", None)
+        if found is None:
+            found = self._local.value = self.wrap(connect(self.data_dir))
+        return found
