@@ -66,6 +66,7 @@ class UrgentJudge:
         self.status = StageStatus("detect-urgent")
         self.wake: Wake = threading.Event()
         self.raised = 0
+        self.failures = 0  # rule exceptions contained here, per press
         self._restore()
 
     def _restore(self) -> None:
@@ -101,7 +102,14 @@ class UrgentJudge:
             if not self._mine(reading.home):
                 continue
             for rule in self.rules(reading.home):
-                raised.extend(rule.observe(reading, None))
+                try:
+                    raised.extend(rule.observe(reading, None))
+                except Exception as exc:  # one home's bad press must not stop the lane
+                    # The routine lane meets the same press; its engine contains the failure
+                    # and raises the technical team's rule_failed alert.
+                    self.failures += 1
+                    log.error("rule %s failed on the priority lane for home %s: %s",
+                              rule.name, reading.home, type(exc).__name__)
                 moved.add(reading.home)
         cursor = rows[-1][0]
         with Transaction(self.conn) as c:

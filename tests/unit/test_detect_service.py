@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from alerts.store import AlertStore
 from detect.rules import load_config
 from detect.service import DetectService
@@ -15,7 +17,7 @@ from detect.urgent import UrgentJudge
 from ingest.store import ReadingStore
 from telecare.db import connect
 from telecare.reading import parse_jsonl_line
-from tests.builders import config_for, only, reading
+from tests.builders import config_for, only, reading, write_home
 
 
 class Clock:
@@ -118,3 +120,22 @@ def test_a_restart_between_checkpoints_reads_again_and_tells_nobody_twice(
     for crash in (5, len(readings) // 200 - 2):
         crashed = run(tmp_path / f"crash{crash}", crash)
         assert crashed == clean
+
+
+def test_a_rule_failing_on_the_priority_lane_for_one_home_does_not_stop_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = config_for(tmp_path, rules=only("pendant"))
+    write_home(tmp_path, "h002")
+    config = load_config(tmp_path)
+    conn = connect(tmp_path / "data")
+    store = ReadingStore(conn)
+    AlertStore(conn)
+    judge = UrgentJudge(connect(tmp_path / "data"), config)
+    broken = judge.rules("h001")[0]
+    monkeypatch.setattr(broken, "observe", lambda *a: 1 / 0)
+    t = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
+    store.add_urgent([reading("pendant", "button", 1, t),
+                      reading("pendant", "button", 1, t, home="h002")], [t, t])
+    assert judge.step() == 2
+    assert events(conn) == [("h002:pendant:20260105T140000Z", "firing")]
+    assert judge.failures == 1
