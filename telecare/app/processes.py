@@ -83,6 +83,8 @@ def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
         retention=timedelta(days=args.retention_days) if args.retention_days else None,
         wakes=wakes)
     pipeline.start()
+    threading.Thread(target=_watch_parent, args=(role, parent, pipeline), daemon=True,
+                     name="watch-parent").start()
     code = 0
     try:
         while True:
@@ -95,12 +97,23 @@ def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
                 reports.put((role, pipeline.snapshot()))
                 code = EXIT_STAGE_FAILED
                 break
-            if os.getppid() != parent:
-                log.error("the %s process lost its parent: stopping", role)
-                break
     finally:
         clean = pipeline.stop()
     sys.exit(code or (0 if clean else 1))
+
+
+def _watch_parent(role: str, parent: int, pipeline: Pipeline) -> None:
+    """A child whose parent died (killed) stops, then exits whatever happens. Checked apart
+    from the main loop: a parent killed while holding a multiprocessing event's lock leaves
+    every wait on that event blocked for good (seen: children of a SIGKILLed `telecare run`
+    lived on, still connected to the broker with the service's client id)."""
+    while os.getppid() == parent:
+        time.sleep(REPORT_S)
+    log.error("the %s process lost its parent: stopping", role)
+    stopping = threading.Thread(target=pipeline.stop, daemon=True)
+    stopping.start()
+    stopping.join(10)  # what was committed is safe; what was not is redelivered or re-read
+    os._exit(1)
 
 
 class ProcessPipeline:

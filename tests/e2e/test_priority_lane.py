@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.request
@@ -156,3 +157,27 @@ def test_a_press_behind_a_backlog_of_100000_readings_is_alerted_before_half_is_s
         assert pendant_alerts()[0]["id"] == events[0][0]
     finally:
         stop(service)
+
+
+def test_the_stage_processes_of_a_killed_telecare_run_stop_by_themselves(
+        tmp_path: Path, mosquitto: Mosquitto, webhook: WebhookReceiver,
+        unique_home: str) -> None:
+    """Left running, they would hold the service's broker client id against its restart."""
+    config = tmp_path / "config"
+    write_homes(config, unique_home[:40] + "-", webhook.url)
+    service = Service("--config", str(config), "--data", str(tmp_path / "data"), "--mqtt",
+                      mosquitto.url)
+    assert service.wait_log("subscribed to telecare/v1/#"), "".join(service.lines)
+    children = subprocess.run(["pgrep", "-P", str(service.proc.pid), "-f", "spawn_main"],
+                              capture_output=True, text=True).stdout.split()
+    assert len(children) == 2
+    service.proc.kill()
+    service.proc.wait()
+
+    def alive(pid: str) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    assert wait_until(lambda: not any(alive(p) for p in children), 20), children
