@@ -64,7 +64,7 @@ class ChildArgs:
 
 
 def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
-           reports: Queue[tuple[str, dict[str, Any]]]) -> None:
+           reports: Queue[tuple[str, dict[str, Any]]], parent: int) -> None:
     """A child process: its stages until the parent says stop (or is gone)."""
     # The parent decides when to stop (in flow order); a Ctrl-C reaches the whole group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -74,7 +74,8 @@ def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
     from telecare.app.ops import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    parent = os.getppid()
+    # `parent` is the pid the parent gave: asking getppid() here would be too late if the
+    # parent was killed while this process was still starting (seen: children watching pid 1).
     pipeline = Pipeline(
         load_config(args.config_dir), Path(args.data_dir), args.broker, args.protocol,
         CHILDREN[role], share_group=args.share_group,
@@ -144,7 +145,7 @@ class ProcessPipeline:
         for role in ("detect", "ingest"):  # detection first: ingest wakes it
             child = self.ctx.Process(target=_child, name=f"telecare-{role}",
                                      args=(role, self.args, self.wakes, self.stops[role],
-                                           self.reports))
+                                           self.reports, os.getpid()))
             child.start()
             self.children[role] = child
 
