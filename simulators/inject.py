@@ -7,7 +7,9 @@ and appliance contacts, plugs and the flush only; `pirs`: motion sensors only), 
 recorded (the reference: an alert it raises too at the same time is background and detects
 nothing) and copies of it, each with one labelled crisis:
 - `long_lie`: from the last activity before a daytime or evening moment (10:00 to 19:00,
-  resident at home and active in the hour before), every resident event is removed for 8 h;
+  resident at home and active in the hour before: two devices or more besides the doors, and
+  not out by the recording's annotations, so a sensor stuck on in an empty house is not taken
+  for someone at home), every resident event is removed for 8 h;
   heartbeats, thermometers and check-ins go on;
 - `not_up`: every resident event removed from 04:00 until 4 h after the resident's usual
   getting-up time that morning (label from the usual time). The usual time comes from the
@@ -47,6 +49,7 @@ VIEWS: dict[str, frozenset[str] | None] = {
     "pirs": frozenset({"motion"}),
 }
 SLEEP = ("sleeping", "go to bed")  # annotated activities that are sleep (Ordonez, van Kasteren)
+OUT = ("leaving", "leave house", "leaving the house")  # annotated: the resident is out
 KINDS = ("long_lie", "not_up", "night_wandering", "uti", "skipped_meals")
 LIE = timedelta(hours=8)
 
@@ -57,6 +60,7 @@ class Home:
     description: dict[str, Any]
     readings: list[Reading]
     wakings: list[datetime] = field(default_factory=list)  # annotated ends of sleep
+    outings: list[tuple[datetime, datetime]] = field(default_factory=list)  # annotated: out
 
     @property
     def tz(self) -> ZoneInfo:
@@ -83,7 +87,7 @@ def _view(home: Home, view: str) -> Home | None:
         return None
     ids = {d["id"] for d in keep}
     return Home(home.home, {**home.description, "devices": keep},
-                [r for r in home.readings if r.device in ids], home.wakings)
+                [r for r in home.readings if r.device in ids], home.wakings, home.outings)
 
 
 def usual_up(home: Home) -> time:
@@ -169,7 +173,9 @@ def long_lie(home: Home, rng: random.Random) -> Injected | None:
     for _ in range(200):
         moment = _local(rng.choice(days), time(rng.randrange(10, 19), rng.randrange(60)), tz)
         before = [r for r in resident if moment - timedelta(hours=1) <= r.ts <= moment]
-        if len(before) < 2 or before[-1].device in doors:
+        if len({r.device for r in before if r.device not in doors}) < 2 or \
+                before[-1].device in doors or \
+                any(start <= moment <= end for start, end in home.outings):
             continue
         onset = before[-1].ts
         return (_without(home.readings, onset + timedelta(microseconds=1), onset + LIE),
@@ -258,17 +264,22 @@ def read_bundle(bundle: Path) -> list[Home]:
                 r = parse_jsonl_line(line)
                 by_home[r.home].append(r)
     wakings: dict[str, list[datetime]] = defaultdict(list)
+    outings: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     annotated = bundle / "activities.jsonl"
     if annotated.exists():
         for line in annotated.read_text(encoding="utf-8").splitlines():
             act = json.loads(line) if line.strip() else {}
-            if str(act.get("activity", "")).lower().replace("_", " ") in SLEEP:
+            what = str(act.get("activity", "")).lower().replace("_", " ")
+            if what in SLEEP:
                 wakings[act["home"]].append(parse_ts(act["end"]))
+            elif what in OUT:
+                outings[act["home"]].append((parse_ts(act["start"]), parse_ts(act["end"])))
     homes = []
     for path in sorted((bundle / "homes").glob("*.y*ml")):
         description = yaml.safe_load(path.read_text(encoding="utf-8"))
         name = description["home"]
-        homes.append(Home(name, description, by_home.get(name, []), wakings.get(name, [])))
+        homes.append(Home(name, description, by_home.get(name, []), wakings.get(name, []),
+                          outings.get(name, [])))
     return homes
 
 

@@ -63,3 +63,32 @@ def test_not_up_is_injected_at_the_annotated_waking_time_where_the_recording_has
     labels = [json.loads(x) for x in (tmp_path / "inj" / "labels.jsonl").read_text()
               .splitlines()]
     assert labels and {lab["detail"]["usual_up"] for lab in labels} == {"10:15"}
+
+
+def test_a_long_lie_is_never_injected_into_an_empty_house(tmp_path: Path) -> None:
+    """A sensor stuck on while the resident is at work is not someone at home to fall
+    (van Kasteren's house C: a bathtub sensor reporting all day after he left)."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from simulators.inject import Home, long_lie
+    from telecare.reading import Reading
+
+    description = {"home": "h1", "timezone": "UTC", "devices": [
+        {"id": "bath-pir", "kind": "motion", "room": "bathroom"},
+        {"id": "kitchen-pir", "kind": "motion", "room": "kitchen"}]}
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    stuck = [Reading("h1", "bath-pir", "motion", 1.0, start + timedelta(minutes=m))
+             for m in range(0, 20 * 24 * 60)]
+    assert long_lie(Home("h1", description, stuck), random.Random(1)) is None
+    # A second device about the house in the mornings makes it someone at home...
+    mornings = [Reading("h1", "kitchen-pir", "motion", 1.0,
+                        start + timedelta(days=d, hours=10, minutes=m))
+                for d in range(20) for m in range(0, 60, 10)]
+    home = Home("h1", description, sorted(stuck + mornings, key=lambda r: r.ts))
+    assert long_lie(home, random.Random(1)) is not None
+    # ... unless the recording's annotations say they were out then.
+    out = [(start + timedelta(days=d, hours=9), start + timedelta(days=d, hours=19))
+           for d in range(20)]
+    home = Home("h1", description, home.readings, outings=out)
+    assert long_lie(home, random.Random(1)) is None
