@@ -13,11 +13,20 @@ day, in the last `KEEP_DAYS` days, plus `MARGIN`; the plan's `threshold` is the 
 its `sparse_threshold` (doors and appliances only) or `resting_threshold` the ceiling. While
 learning, the plan's own value applies. A spell during which an alert was raised is not
 learned from.
+
+Waking hours end at the resident's own bedtime, not at a fixed hour: each night's main rest
+(quiet spells of an hour or more, joined across short trips, holding 04:00 and lasting
+`MAIN_REST`) tells when they went to bed, and once `LEARN_DAYS` days and `BED_NIGHTS` nights
+are known the waking hours run to the earlier quartile of those bedtimes (the plan's
+`waking_hours` end is the earliest, `LATEST_END` the latest). Someone who goes to bed at
+01:30 and falls at 17:00 is not left on the floor until the next morning because the plan
+said 22:00. Spells are kept with their instants, so what they count as waking time follows
+the window when it moves.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from detect.activity import Activity, sees_presence
@@ -32,6 +41,14 @@ KEEP_DAYS = 28
 MARGIN = timedelta(minutes=30)
 SHORTEST_KEPT = timedelta(minutes=20)  # shorter spells never set the limit: not kept
 NEAR_HOURS = 2.0
+# The night's main rest, which tells the bedtime: pieces of quiet of REST_PIECE or more,
+# joined across trips of TRIP or less, holding 04:00 (NIGHT_CORE) and lasting MAIN_REST.
+REST_PIECE = timedelta(hours=1)
+TRIP = timedelta(minutes=20)
+NIGHT_CORE = 4.0  # hours after midnight, local
+MAIN_REST = timedelta(hours=3)
+BED_NIGHTS = 5  # bedtimes known before the waking hours follow them
+LATEST_END = 27.0  # 03:00 the next day, in hours from the evening's midnight
 
 
 class InactivitySettings(RuleSettings):
@@ -59,28 +76,90 @@ class Inactivity(Rule):
         self.ceiling = settings.sparse_threshold if self.sparse else \
             max(settings.threshold, settings.resting_threshold)
         # The resident's quiet spells at home: [local day ordinal, start hour, waking minutes,
-        # 1 if it lay wholly within one day's waking hours].
+        # 1 if it lay wholly within one day's waking hours, start and end (epoch seconds)].
         self.spells: list[list[float]] = []
         self.first_day: int | None = None  # local day ordinal of the first activity seen
         self._cache: dict[tuple[int, int], tuple[timedelta, timedelta | None]] = {}
+        # Bedtimes: [local ordinal of the night's morning, hours from the evening's midnight
+        # (01:30 is 25.5)]; and the rest being joined up, [start, end] in epoch seconds.
+        self.bedtimes: list[list[float]] = []
+        self.rest: list[float] | None = None
+        self.window = (settings.waking_hours.start, settings.waking_hours.end)
 
     def _learn(self, last: Activity | None, now: datetime, flagged: bool) -> None:
         day = now.astimezone(self.tz).toordinal()
         if self.first_day is None:
             self.first_day = day
-        if last is None or last.exit_door or last.in_bed or flagged or \
+        if last is None:
+            return
+        self._note_rest(last, now)
+        if last.exit_door or last.in_bed or flagged or \
                 now - last.ts < SHORTEST_KEPT:  # most gaps: seconds, never worth keeping
             return
-        window = self.settings.waking_hours
-        quiet = window_time_between(last.ts, now, window.start, window.end, self.tz)
-        if quiet < SHORTEST_KEPT:
-            return
-        local = last.ts.astimezone(self.tz)
-        by_day = int(local.date() == now.astimezone(self.tz).date() and
-                     quiet == now - last.ts)  # all of it inside one day's waking hours
-        self.spells.append([local.toordinal(), round(local.hour + local.minute / 60, 2),
-                            round(quiet.total_seconds() / 60, 1), by_day])
+        # Kept whatever part of it fell in waking hours: the window may move to cover it.
+        self.spells.append(self._spell(last.ts.timestamp(), now.timestamp()))
         self.spells = [s for s in self.spells if s[0] > day - KEEP_DAYS]
+        self._cache.clear()
+
+    def _spell(self, start: float, end: float) -> list[float]:
+        """A quiet spell between two instants (epoch seconds), measured in waking hours."""
+        begin, until = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+        quiet = window_time_between(begin, until, self.window[0], self.window[1], self.tz)
+        local = begin.astimezone(self.tz)
+        # All of it inside one day's waking hours as the plan has them: an evening in front
+        # of the television before a late bedtime raises the evening's limit, not the day's.
+        plan = self.settings.waking_hours
+        by_day = int(local.date() == until.astimezone(self.tz).date() and
+                     window_time_between(begin, until, plan.start, plan.end, self.tz)
+                     == until - begin)
+        return [local.toordinal(), round(local.hour + local.minute / 60, 2),
+                round(quiet.total_seconds() / 60, 1), by_day, start, end]
+
+    def _note_rest(self, last: Activity, now: datetime) -> None:
+        """Join the night's quiet into its main rest, and learn the bedtime from it."""
+        if last.exit_door or last.in_chair:
+            # Out, or sitting up in the armchair (an evening in front of the television):
+            # the quiet that follows is not the night's rest.
+            self.rest = None
+            return
+        if now - last.ts < REST_PIECE:
+            return
+        start, end = last.ts.timestamp(), now.timestamp()
+        if self.rest is not None and start - self.rest[1] <= TRIP.total_seconds():
+            self.rest[1] = end  # a short trip between two pieces of rest: one rest
+        else:
+            self.rest = [start, end]
+        if end - self.rest[0] < MAIN_REST.total_seconds():
+            return
+        begin = datetime.fromtimestamp(self.rest[0], UTC).astimezone(self.tz)
+        hour = begin.hour + begin.minute / 60
+        evening = hour >= NIGHT_CORE + 12  # went to bed before midnight
+        morning = begin.date() + timedelta(days=1) if evening else begin.date()
+        core = datetime.combine(morning, time(int(NIGHT_CORE)), tzinfo=self.tz).timestamp()
+        if not (self.rest[0] <= core <= end) or \
+                any(b[0] == morning.toordinal() for b in self.bedtimes):
+            return
+        self.bedtimes.append([morning.toordinal(), round(hour if evening else hour + 24, 2)])
+        self.bedtimes = [b for b in self.bedtimes if b[0] > morning.toordinal() - KEEP_DAYS]
+        self._follow_bedtime(morning.toordinal())
+
+    def _follow_bedtime(self, day: int) -> None:
+        """Waking hours end at the earlier quartile of their bedtimes, once enough are known;
+        the spells kept are measured again in the new window."""
+        plan = self.settings.waking_hours
+        window = (plan.start, plan.end)
+        plan_end = plan.end.hour + plan.end.minute / 60
+        plan_end += 24 if plan_end < NIGHT_CORE + 12 else 0
+        if len(self.bedtimes) >= BED_NIGHTS and self.first_day is not None and \
+                day - self.first_day >= LEARN_DAYS:
+            quartile = sorted(b[1] for b in self.bedtimes)[len(self.bedtimes) // 4]
+            latest = min(LATEST_END, plan.start.hour + 24 - 1)  # the window must close
+            end = min(max(quartile, plan_end), latest) % 24
+            window = (plan.start, time(int(end), int(round(end % 1 * 60)) % 60))
+        if window == self.window:
+            return
+        self.window = window
+        self.spells = [self._spell(s[4], s[5]) if len(s) > 5 else s for s in self.spells]
         self._cache.clear()
 
     def learned(self, at: datetime) -> tuple[timedelta, timedelta | None]:
@@ -145,8 +224,7 @@ class Inactivity(Rule):
         last = self.last
         if last is None or last.exit_door or last.in_bed:
             return None  # no history yet, gone out, or resting in bed
-        window = self.settings.waking_hours
-        return add_window_time(last.ts, self._threshold(last), window.start, window.end,
+        return add_window_time(last.ts, self._threshold(last), self.window[0], self.window[1],
                                self.tz)
 
     def _threshold(self, last: Activity) -> timedelta:
@@ -192,8 +270,8 @@ class Inactivity(Rule):
                 "threshold_minutes": self._threshold(last).total_seconds() / 60,
                 "longest_ordinary_minutes": None if longest is None
                 else longest.total_seconds() / 60,
-                "waking_hours": [self.settings.waking_hours.start.strftime("%H:%M"),
-                                 self.settings.waking_hours.end.strftime("%H:%M")],
+                "waking_hours": [self.window[0].strftime("%H:%M"),
+                                 self.window[1].strftime("%H:%M")],
             },
         )
         return [self.open]
@@ -209,6 +287,7 @@ class Inactivity(Rule):
             },
             "open": self.open.to_json_obj() if self.open else None,
             "spells": self.spells, "first_day": self.first_day,
+            "bedtimes": self.bedtimes, "rest": self.rest,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -221,6 +300,12 @@ class Inactivity(Rule):
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
         self.spells = [list(s) for s in state.get("spells", [])]
         self.first_day = state.get("first_day")
+        self.bedtimes = [list(b) for b in state.get("bedtimes", [])]
+        self.rest = state.get("rest")
+        plan = self.settings.waking_hours
+        self.window = (plan.start, plan.end)
+        if self.bedtimes:
+            self._follow_bedtime(int(self.bedtimes[-1][0]))
         self._deadline = self._compute_deadline()
 
 

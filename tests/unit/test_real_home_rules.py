@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from detect.engine import Detector
-from tests.builders import config_for, every, only, reading
+from tests.builders import DEVICES, config_for, every, only, reading
 from tests.unit.test_routine_rules import START, at, day_of_life, run
 
 H = timedelta(hours=1)
@@ -270,3 +270,68 @@ def test_a_bed_mat_pulsing_under_a_restless_sleeper_is_not_toilet_trips(
         for t in every(at(day, "01:00"), at(day, "04:00"), 3 * M):
             readings += [reading("bed-mat", "bed", 0, t), reading("bed-mat", "bed", 1, t + 2.5 * M)]
     assert [a for a in run(Detector(config), readings) if a.rule == "night_toilet"] == []
+
+
+def late_evenings(n: int, bed: str = "01:00", until: str = "00:45") -> list:
+    """Days of someone who keeps late hours, as all four real residents we have do: about the
+    house every 20 min from 09:30 until `until`, in bed at `bed`, up at 09:30."""
+    out = []
+    for i in range(n):
+        day = START + timedelta(days=i)
+        end = at(day + timedelta(days=1), until) if until < "12:00" else at(day, until)
+        out += [reading("hub", "heartbeat", 1, t) for t in every(at(day, "00:00"),
+                                                                  at(day, "00:00") + 24 * H,
+                                                                  30 * M)]
+        out += [reading("bed-mat", "bed", 0, at(day, "09:30"))]
+        out += [reading("kitchen-pir", "motion", 1, t)
+                for t in every(at(day, "09:35"), end, 20 * M)]
+        bedtime = at(day + timedelta(days=1), bed) if bed < "12:00" else at(day, bed)
+        out.append(reading("bed-mat", "bed", 1, bedtime))
+    return out
+
+
+def test_waking_hours_end_at_the_residents_own_bedtime(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("inactivity"))
+    weeks = late_evenings(14)
+    assert run(Detector(config), weeks) == []  # late evenings are ordinary
+    # A fall at 19:00 on day 15. With waking hours ending at the plan's 22:00 the clock
+    # stopped there and the alert waited for the next morning; this resident is up until
+    # 01:00, so the evening counts and the alert comes that evening.
+    day = START + timedelta(days=14)
+    lie = [r for r in late_evenings(15)[len(weeks):] if r.ts <= at(day, "19:00")
+           or r.kind == "heartbeat"]
+    alerts = run(Detector(config), weeks + lie)
+    assert [a.rule for a in alerts] == ["inactivity"]
+    assert alerts[0].raised_at < at(day, "23:00")
+    assert alerts[0].evidence["waking_hours"][1] == "01:00"
+
+
+def test_an_early_night_for_a_late_sleeper_is_not_a_long_lie(tmp_path: Path) -> None:
+    config = config_for(tmp_path, rules=only("inactivity"))
+    weeks = late_evenings(14)
+    day = START + timedelta(days=14)
+    early = [r for r in late_evenings(15, bed="23:00", until="22:50")[len(weeks):]
+             if r.ts < at(day + timedelta(days=1), "00:00")]
+    assert run(Detector(config), weeks + early) == []
+
+
+def test_an_evening_in_the_armchair_is_not_taken_for_the_bedtime(tmp_path: Path) -> None:
+    devices = [*DEVICES, {"id": "armchair", "kind": "chair", "room": "lounge"}]
+    config = config_for(tmp_path, rules=only("inactivity"), devices=devices)
+    out = []
+    for i in range(14):  # into the chair at 20:00, nothing seen until bed at 01:00
+        day = START + timedelta(days=i)
+        out += [reading("hub", "heartbeat", 1, t) for t in every(at(day, "00:00"),
+                                                                  at(day, "00:00") + 24 * H,
+                                                                  30 * M)]
+        out += [reading("bed-mat", "bed", 0, at(day, "09:30"))]
+        out += [reading("kitchen-pir", "motion", 1, t)
+                for t in every(at(day, "09:35"), at(day, "20:00"), 20 * M)]
+        out += [reading("armchair", "chair", 1, at(day, "20:00")),
+                reading("armchair", "chair", 0, at(day + timedelta(days=1), "00:55")),
+                reading("bed-mat", "bed", 1, at(day + timedelta(days=1), "01:00"))]
+    detector = Detector(config)
+    assert run(detector, out) == []
+    state = next(r for r in detector.homes["h001"].rules if r.name == "inactivity").state()
+    assert {b[1] for b in state["bedtimes"][-7:]} == {25.0}  # 01:00, not the chair at 20:00
+
