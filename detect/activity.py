@@ -88,16 +88,19 @@ class ActivityTracker:
 
     def _away(self, ts: datetime, device: str, exit_door: bool) -> bool:
         """May the resident be out after this event? After the front or back door, yes,
-        until a second device stirs within half an hour of a first (or the door again).
+        until a second device stirs within half an hour of a first's latest report (or the door
+        again).
         One device alone is not a sign of life: a motion sensor misfiring in an empty home
         (a real one, stuck on for five hours in the sun) must not bring the resident home."""
         if exit_door:
             self.out, self.pending = True, None
         elif self.out:
             first = self.pending
-            if first is None or ts - first[0] > BACK_WITHIN:
+            if first is None or ts - first[0] > BACK_WITHIN or device == first[1]:
+                # The first device's latest report: someone walking about the hall for a
+                # quarter of an hour, then the fridge 18 minutes later, is home.
                 self.pending = (ts, device)
-            elif device != first[1]:
+            else:
                 self.out, self.pending = False, None
         return self.out
 

@@ -335,3 +335,25 @@ def test_an_evening_in_the_armchair_is_not_taken_for_the_bedtime(tmp_path: Path)
     state = next(r for r in detector.homes["h001"].rules if r.name == "inactivity").state()
     assert {b[1] for b in state["bedtimes"][-7:]} == {25.0}  # 01:00, not the chair at 20:00
 
+
+
+def test_home_again_when_a_second_device_follows_the_first_ones_latest_report(
+        tmp_path: Path) -> None:
+    """Ordonez B: home through the front door at 13:39, about the hall (its sensor) until
+    13:54, the fridge at 14:12, then a fall. The half hour runs from the hall sensor's latest
+    report, not its first, so she is home and the long lie is seen."""
+    config = config_for(tmp_path, rules=only("inactivity"))
+    day = START
+    door = at(day, "13:39")
+    out = [reading("kitchen-pir", "motion", 1, at(day, "09:00")),
+           reading("front-door", "contact", 1, at(day, "09:30")),
+           reading("front-door", "contact", 0, at(day, "09:30") + M),
+           reading("front-door", "contact", 1, door),
+           reading("front-door", "contact", 0, door + M)]
+    out += [reading("bedroom-pir", "motion", 1, door + t * M) for t in (1, 6, 9, 15)]
+    out.append(reading("kettle-plug", "power", 2000, door + 33 * M))  # 18 min after
+    out += [reading("hub", "heartbeat", 1, t) for t in every(at(day, "09:00"),
+                                                              at(day, "21:00"), 5 * M)]
+    alerts = run(Detector(config), out)
+    assert [a.rule for a in alerts] == ["inactivity"]
+    assert alerts[0].evidence["last_activity_at"] == "2026-01-05T14:12:00Z"
