@@ -154,8 +154,8 @@ class Inactivity(Rule):
                 day - self.first_day >= LEARN_DAYS:
             quartile = sorted(b[1] for b in self.bedtimes)[len(self.bedtimes) // 4]
             latest = min(LATEST_END, plan.start.hour + 24 - 1)  # the window must close
-            end = min(max(quartile, plan_end), latest) % 24
-            window = (plan.start, time(int(end), int(round(end % 1 * 60)) % 60))
+            minutes = round(min(max(quartile, plan_end), latest) * 60) % (24 * 60)
+            window = (plan.start, time(minutes // 60, minutes % 60))
         if window == self.window:
             return
         self.window = window
@@ -288,6 +288,7 @@ class Inactivity(Rule):
             "open": self.open.to_json_obj() if self.open else None,
             "spells": self.spells, "first_day": self.first_day,
             "bedtimes": self.bedtimes, "rest": self.rest,
+            "window": [self.window[0].strftime("%H:%M"), self.window[1].strftime("%H:%M")],
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -302,8 +303,12 @@ class Inactivity(Rule):
         self.first_day = state.get("first_day")
         self.bedtimes = [list(b) for b in state.get("bedtimes", [])]
         self.rest = state.get("rest")
+        # The window the saved spells were measured in; measured again only if the plan's
+        # waking hours have changed since (not for every late sleeper at every start-up).
         plan = self.settings.waking_hours
-        self.window = (plan.start, plan.end)
+        saved = state.get("window")
+        self.window = (time.fromisoformat(saved[0]), time.fromisoformat(saved[1])) if saved \
+            else (plan.start, plan.end)
         if self.bedtimes:
             self._follow_bedtime(int(self.bedtimes[-1][0]))
         self._deadline = self._compute_deadline()

@@ -357,3 +357,24 @@ def test_home_again_when_a_second_device_follows_the_first_ones_latest_report(
     alerts = run(Detector(config), out)
     assert [a.rule for a in alerts] == ["inactivity"]
     assert alerts[0].evidence["last_activity_at"] == "2026-01-05T14:12:00Z"
+
+
+def test_a_late_sleepers_learned_bedtime_survives_a_restart(tmp_path: Path) -> None:
+    """Saved and restored mid-way (as the service checkpoints), the same alerts and window."""
+    import json
+
+    config = config_for(tmp_path, rules=only("inactivity"))
+    weeks = late_evenings(14)
+    day = START + timedelta(days=14)
+    lie = [r for r in late_evenings(15)[len(weeks):] if r.ts <= at(day, "19:00")
+           or r.kind == "heartbeat"]
+    straight = run(Detector(config), weeks + lie)
+    first = Detector(config)
+    before = run(first, weeks)
+    watermark = first.watermark_text()
+    saved = json.dumps({h: first.state_of(h) for h in first.homes})
+    second = Detector(config)
+    second.load(watermark, json.loads(saved))
+    after = run(second, lie)
+    assert [a.to_json_obj() for a in before + after] == [a.to_json_obj() for a in straight]
+    assert after[0].evidence["waking_hours"] == ["07:00", "01:00"]
