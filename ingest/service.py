@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ingest.mapping import SourceMapper
 from ingest.store import DeadLetter, ReadingStore
 from telecare.clock import Clock, wall_clock
-from telecare.reading import BadReading, Reading, parse_payload
+from telecare.reading import TOPIC_PREFIX, BadReading, Reading, parse_payload
 from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class IngestService:
                  dead_letter_limit: int = 600, worker: str = "ingest",
                  dead_letter_total_limit: int = 6000,
                  waiting_since: Callable[[], float | None] | None = None,
-                 known_home: Callable[[str], bool] | None = None) -> None:
+                 known_home: Callable[[str], bool] | None = None,
+                 mapper: SourceMapper | None = None) -> None:
         self.store = store
         self.clock = clock
         self.on_stored = on_stored
@@ -60,6 +62,11 @@ class IngestService:
         # Readings for a home with no file are set aside (`unknown_home`): nobody could be told
         # of its alerts, and a flood of made-up ids must not grow detection's state. None: any.
         self.known_home = known_home
+        # Bridges and hubs (Zigbee2MQTT, Home Assistant, vendor JSON): their messages become
+        # readings here, then go the way native ones go.
+        self.mapper = mapper
+        if mapper is not None:
+            mapper.pending.update(store.pending())
         self.status = StageStatus("ingest")
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
@@ -75,8 +82,22 @@ class IngestService:
             return None
         return (self.clock() - self._newest).total_seconds()
 
-    def handle(self, messages: list[tuple[str, bytes, float]]) -> bool:
-        """Each message is (topic, payload, arrival time as Unix seconds)."""
+    def _judge(self, topic: str, payload: bytes, at: float, retained: bool,
+               received_at: datetime) -> list[Reading]:
+        """The readings one message stands for; BadReading if it is bad input."""
+        if self.mapper is None or topic.startswith(f"{TOPIC_PREFIX}/"):
+            reading = parse_payload(topic, payload, now=received_at)
+            if self.known_home is not None and not self.known_home(reading.home):
+                raise BadReading("unknown_home", "no home file describes this home; its "
+                                 "readings are kept aside, not detected on")
+            return [reading]
+        readings, why = self.mapper.map(topic, payload, at, retained, now=received_at)
+        if why is not None:
+            self.counters[f"source_{why}"] += 1  # a bridge's own topic, a sensor still on...
+        return readings
+
+    def handle(self, messages: list[tuple[str, bytes, float, bool]]) -> bool:
+        """Each message is (topic, payload, arrival time as Unix seconds, retained)."""
         if self.accepting is not None and not self.accepting():
             self.counters["refused_spool_full"] += len(messages)
             return False
@@ -89,17 +110,14 @@ class IngestService:
         dead: list[DeadLetter] = []
         overflow: list[tuple[str, str]] = []
         codes: Counter[str] = Counter()
-        for topic, payload, at in messages:
+        for topic, payload, at, retained in messages:
             try:
-                reading = parse_payload(topic, payload, now=received_at)
-                if self.known_home is not None and not self.known_home(reading.home):
-                    raise BadReading("unknown_home", "no home file describes this home; its "
-                                     "readings are kept aside, not detected on")
-                readings.append(reading)
-                arrived.append(datetime.fromtimestamp(at, UTC))
+                found = self._judge(topic, payload, at, retained, received_at)
+                readings.extend(found)
+                arrived.extend([datetime.fromtimestamp(at, UTC)] * len(found))
             except BadReading as bad:
                 codes[bad.code] += 1
-                source = _source(topic)
+                source = (self.mapper.home_of(topic) if self.mapper else None) or _source(topic)
                 if self.known_home is not None and not self.known_home(source):
                     source = UNKNOWN_HOMES
                 if (self._kept_this_minute[source] < self.dead_letter_limit
@@ -113,8 +131,9 @@ class IngestService:
         low = datetime.fromtimestamp(waiting, UTC) if waiting is not None else received_at
         try:
             with self._lock:
+                pending = self.mapper.take_pending() if self.mapper is not None else None
                 new = self.store.add(readings, received_at, dead, overflow, arrived,
-                                     (self.worker, low))
+                                     (self.worker, low), pending)
         except sqlite3.Error as exc:
             self.counters["store_errors"] += 1
             self.status.failed(exc)

@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS dead_letter_overflow (
     last_us INTEGER NOT NULL,
     PRIMARY KEY (source, code)
 );
+-- Home Assistant states waiting for their time (`ingest.mapping`): stored with the batch that
+-- took them, so a restart between a state and its time loses neither.
+CREATE TABLE IF NOT EXISTS source_pending (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    arrived REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
@@ -95,12 +102,14 @@ class ReadingStore:
             dead: list[DeadLetter] | None = None,
             overflow: list[tuple[str, str]] | None = None,
             arrived: list[datetime] | None = None,
-            worker: tuple[str, datetime] | None = None) -> int:
+            worker: tuple[str, datetime] | None = None,
+            pending: dict[str, tuple[str, float] | None] | None = None) -> int:
         """Store readings and dead letters in one transaction; returns how many readings
         were new (the rest were duplicates). `overflow` counts (source, code) of dead letters
         past the per-source limit: counted, not kept one by one. `arrived`: each reading's own
         arrival time, where known (else `received_at`). `worker`: (name, low) for the
-        arrival watermark of an ingest worker (see `arrival_watermark`)."""
+        arrival watermark of an ingest worker (see `arrival_watermark`). `pending`: source
+        states now waiting for their time (None: no longer waiting)."""
         received = _us(received_at)
         rows = [(r.dedupe_key(), r.home, r.device, r.kind, _us(r.ts), r.value, r.seq, r.battery,
                  _us(arrived[i]) if arrived is not None else received)
@@ -118,6 +127,12 @@ class ReadingStore:
                     (_us(d.received_at), d.topic[:1024], d.payload[:DEAD_LETTER_KEEP_BYTES],
                      d.payload_size, d.code, d.reason),
                 )
+            for key, waiting in (pending or {}).items():
+                if waiting is None:
+                    c.execute("DELETE FROM source_pending WHERE key = ?", (key,))
+                else:
+                    c.execute("INSERT OR REPLACE INTO source_pending VALUES (?,?,?)",
+                              (key, *waiting))
             if worker is not None:
                 c.execute("INSERT OR REPLACE INTO ingest_workers VALUES (?,?,?)",
                           (worker[0], _us(worker[1]), _us(received_at)))
@@ -139,6 +154,11 @@ class ReadingStore:
                 "INSERT OR IGNORE INTO urgent_readings (dedupe_key, home, device, kind, ts_us,"
                 " value, seq, battery, received_us) VALUES (?,?,?,?,?,?,?,?,?)", rows)
             return c.total_changes - before
+
+    def pending(self) -> dict[str, tuple[str, float]]:
+        """Source states waiting for their time, as the last batch left them."""
+        rows = self.conn.execute("SELECT key, state, arrived FROM source_pending")
+        return {key: (state, arrived) for key, state, arrived in rows}
 
     def urgent_since(self, after_rowid: int, limit: int = 200
                      ) -> list[tuple[int, datetime, Reading]]:
@@ -229,12 +249,14 @@ class ReadingStore:
         low = _us(since) if since else -(2**62)
         high = _us(until) if until else 2**62
         cur = self.conn.execute(
-            "SELECT home, device, kind, ts_us, value, seq, battery FROM readings"
+            "SELECT home, device, kind, ts_us, value, seq, battery, received_us FROM readings"
             " WHERE ts_us >= ? AND ts_us < ? ORDER BY ts_us, rowid",
             (low, high),
         )
         for row in cur:
-            yield _row_reading(row)
+            # A reading whose source sent no time was stamped with its arrival: the two agree
+            # to the microsecond, which a device's own clock never does by chance.
+            yield _row_reading(row[:7], on_arrival=row[3] == row[7])
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM readings").fetchone()[0])
@@ -291,6 +313,6 @@ class ReadingStore:
         return readings, dead
 
 
-def _row_reading(row: tuple[Any, ...]) -> Reading:
+def _row_reading(row: tuple[Any, ...], on_arrival: bool = False) -> Reading:
     home, device, kind, ts_us, value, seq, battery = row
-    return Reading(home, device, kind, float(value), _from_us(ts_us), seq, battery)
+    return Reading(home, device, kind, float(value), _from_us(ts_us), seq, battery, on_arrival)

@@ -30,9 +30,11 @@ from telecare.mqtt import BrokerUrl, Protocol, make_client
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue this long while we are away
-Message = tuple[str, bytes, float]  # topic, payload, when it arrived (Unix seconds)
-# (generation, mid, qos, topic, payload, arrived): generation tells which connection
-_Item = tuple[int, int, int, str, bytes, float]
+# topic, payload, when it arrived (Unix seconds), and whether the broker sent it as a retained
+# message on subscribing (old news, not something that just happened)
+Message = tuple[str, bytes, float, bool]
+# (generation, mid, qos, topic, payload, arrived, retained): generation tells which connection
+_Item = tuple[int, int, int, str, bytes, float, bool]
 
 
 class MqttSubscriber:
@@ -118,7 +120,7 @@ class MqttSubscriber:
             # not say "not subscribed" through the whole catch-up.)
             self.subscribed.set()
         self.connected.set()
-        log.info("connected to %s; subscribing to %s", self.url, ", ".join(self.topics))
+        log.info("connected to %s; subscribing to %s", self.url, self._named())
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       properties: Any) -> None:
@@ -128,7 +130,13 @@ class MqttSubscriber:
             return
         self.subscribed.set()
         # Said once the broker has granted it: from here a message published is kept for us.
-        log.info("subscribed to %s", ", ".join(self.topics))
+        log.info("subscribed to %s", self._named())
+
+    def _named(self) -> str:
+        """The topics for a log line: a bridge per home can make thousands."""
+        shown = ", ".join(self.topics[:4])
+        more = len(self.topics) - 4
+        return shown + (f" and {more} more" if more > 0 else "")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
@@ -138,7 +146,8 @@ class MqttSubscriber:
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time())
+        item = (self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time(),
+                bool(msg.retain))
         if len(self._queue) >= self.max_in_flight:
             self._held = item[5]  # received, not yet queued: still counts as waiting
             while len(self._queue) >= self.max_in_flight and not self._stopping.is_set():
@@ -190,7 +199,8 @@ class MqttSubscriber:
                 except Exception:
                     log.exception("handler failed")
                 continue
-            messages = [(topic, payload, at) for _, _, _, topic, payload, at in batch]
+            messages = [(topic, payload, at, retained)
+                        for _, _, _, topic, payload, at, retained in batch]
             delay = 0.1
             while True:
                 try:
@@ -206,7 +216,7 @@ class MqttSubscriber:
             client = self._client
             if client is None:
                 return
-            for generation, mid, qos, _, _, _ in batch:
+            for generation, mid, qos, *_ in batch:
                 # An ack for a message of an earlier connection would name a packet id the
                 # broker may have reused: skip it; the broker redelivers and we de-duplicate.
                 if qos > 0 and generation == self._generation:

@@ -23,9 +23,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ingest.mapping import SourceMapper
 from ingest.store import ReadingStore
 from telecare.clock import Clock, wall_clock
-from telecare.reading import BadReading, Reading, parse_payload
+from telecare.reading import TOPIC_PREFIX, BadReading, Reading, parse_payload
 from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,12 @@ log = logging.getLogger(__name__)
 class UrgentIngest:
     def __init__(self, store: ReadingStore, clock: Clock = wall_clock,
                  on_stored: Callable[[], None] | None = None,
-                 known_home: Callable[[str], bool] | None = None) -> None:
+                 known_home: Callable[[str], bool] | None = None,
+                 mapper: SourceMapper | None = None) -> None:
         self.store = store
+        # Its own mapper (a Home Assistant state waits for its time here too, in memory: if
+        # this lane loses one in a restart, the routine lane still has it).
+        self.mapper = mapper
         self.clock = clock
         self.on_stored = on_stored
         self.known_home = known_home
@@ -43,24 +48,30 @@ class UrgentIngest:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def handle(self, messages: list[tuple[str, bytes, float]]) -> bool:
-        """Each message is (topic, payload, arrival time as Unix seconds); True once stored."""
+    def handle(self, messages: list[tuple[str, bytes, float, bool]]) -> bool:
+        """Each message is (topic, payload, arrival time as Unix seconds, retained); True
+        once stored."""
         if not messages:
             return True
         now = self.clock()
         readings: list[Reading] = []
         arrived: list[datetime] = []
-        for topic, payload, at in messages:
+        for topic, payload, at, retained in messages:
             try:
-                reading = parse_payload(topic, payload, now=now)
+                if self.mapper is None or topic.startswith(f"{TOPIC_PREFIX}/"):
+                    found = [parse_payload(topic, payload, now=now)]
+                else:
+                    found, _ = self.mapper.map(topic, payload, at, retained, now=now)
+                    self.mapper.take_pending()  # kept in memory only, see above
             except BadReading:
                 self.counters["left_to_routine_lane"] += 1  # it dead-letters them, once
                 continue
-            if self.known_home is not None and not self.known_home(reading.home):
-                self.counters["left_to_routine_lane"] += 1
-                continue
-            readings.append(reading)
-            arrived.append(datetime.fromtimestamp(at, UTC))
+            for reading in found:
+                if self.known_home is not None and not self.known_home(reading.home):
+                    self.counters["left_to_routine_lane"] += 1
+                    continue
+                readings.append(reading)
+                arrived.append(datetime.fromtimestamp(at, UTC))
         try:
             with self._lock:
                 new = self.store.add_urgent(readings, arrived) if readings else 0

@@ -37,6 +37,7 @@ from pydantic import (
 
 from telecare.alert import SEVERITIES
 from telecare.reading import KINDS, check_id
+from telecare.sources import Source, check_sources, source_roots
 
 ROLES = frozenset(
     {"front_door", "back_door", "kettle", "fridge", "microwave", "tv", "toilet", "bed", "chair",
@@ -289,6 +290,8 @@ class HomeConfig(BaseModel):
     # Without an escalation plan every contact hears of every alert at once (contract 4).
     escalation: Escalation | None = None
     rules: Rules  # checked against the rule table by `load_config`, which makes it
+    # Bridges and hubs whose messages become this home's readings (`telecare.sources`).
+    sources: list[Source] = Field(default_factory=list)
 
     @field_validator("home")
     @classmethod
@@ -309,6 +312,7 @@ class HomeConfig(BaseModel):
         names = [c.name for c in self.contacts]
         if len(names) != len(set(names)):
             raise ValueError("two contacts have the same name")
+        check_sources(self.sources, {d.id: d.kind for d in self.devices})
         return self
 
     @property
@@ -467,6 +471,7 @@ def load_config(root: str | Path, table: RuleTable) -> Config:
             problems.append(f"{path}: home {home.home!r} is described twice")
         else:
             homes[home.home] = home
+    _check_source_topics(homes, problems)
     if problems or shared is None:
         raise ConfigError(problems)
     warnings = [w for h in homes.values() for w in _warnings(h)]
@@ -476,6 +481,34 @@ def load_config(root: str | Path, table: RuleTable) -> Config:
         warnings.append(f"{len(alone)} home(s) name no contact, so their alerts are recorded "
                         f"but told to nobody: {shown}")
     return Config(root, homes, shared, warnings)
+
+
+def _check_source_topics(homes: dict[str, HomeConfig], problems: list[str]) -> None:
+    """A bridge's topics belong to one home: two homes claiming the same base (or one under
+    the other's) would each take the other's readings. By ancestors, not by pairs: a council
+    has thousands of homes."""
+    exact: dict[str, tuple[str, str]] = {}  # every topic a source owns -> (home, where)
+    trees: dict[str, tuple[str, str]] = {}  # the bases owned with all below them
+    above: dict[str, tuple[str, str]] = {}  # every proper ancestor of an owned topic
+    for home in homes.values():
+        for i, source in enumerate(home.sources):
+            where = f"homes/{home.home}.yaml: sources.{i}"
+            for topic, tree in source_roots(source):
+                parts = topic.split("/")
+                ancestors = ["/".join(parts[:k]) for k in range(1, len(parts))]
+                clash = [exact.get(topic)] + [trees.get(a) for a in ancestors] + \
+                    ([above.get(topic)] if tree else [])
+                for found in clash:
+                    if found is not None and found[0] != home.home:
+                        problems.append(f"{where}: topic {topic!r} overlaps one of home "
+                                        f"{found[0]!r} ({found[1]}): each bridge needs a base "
+                                        "topic of its own")
+                        break
+                exact[topic] = (home.home, f"sources.{i}")
+                if tree:
+                    trees[topic] = exact[topic]
+                for a in ancestors:
+                    above.setdefault(a, exact[topic])
 
 
 def read_secret(ref: str) -> str:

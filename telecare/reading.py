@@ -82,6 +82,9 @@ class Reading:
     ts: datetime
     seq: int | None = None
     battery: float | None = None
+    # Stamped with its arrival time: its source sent no time of its own (a bridge without
+    # `last_seen`). Not part of its identity; a resend of it cannot be told from a new one.
+    on_arrival: bool = False
 
     @property
     def topic(self) -> str:
@@ -114,6 +117,8 @@ class Reading:
             "kind": self.kind,
         }
         obj.update(self.payload())
+        if self.on_arrival:
+            obj["ts_source"] = "arrival"  # an extra field: readers of the contract ignore it
         return obj
 
     def to_jsonl(self) -> str:
@@ -162,7 +167,7 @@ def parse_ts(raw: Any) -> datetime:
     raise BadReading("bad_ts", f"ts has type {type(raw).__name__}; expected text or number")
 
 
-def _loads(raw: bytes | str) -> Any:
+def load_json(raw: bytes | str) -> Any:
     # orjson: strict JSON (NaN and Infinity are refused, as JSON itself refuses them), a
     # bounded nesting depth, and about twice the speed of the standard library here.
     try:
@@ -187,12 +192,13 @@ def check_kind(value: Any) -> str:
 
 def reading_from_fields(home: Any, device: Any, kind: Any, obj: Any) -> Reading:
     """Build a `Reading` from identity and a payload object, or raise `BadReading`."""
-    return _from_checked(check_id("home", home), check_id("device", device), check_kind(kind),
-                         obj)
+    return reading_from_checked(check_id("home", home), check_id("device", device),
+                                check_kind(kind), obj)
 
 
-def _from_checked(home: str, device: str, kind: str, obj: Any) -> Reading:
-    """The payload's part of judging, once identity has been checked."""
+def reading_from_checked(home: str, device: str, kind: str, obj: Any) -> Reading:
+    """The payload's part of judging, once identity has been checked (here, or by a
+    source's mapping from the home's own configuration)."""
     if not isinstance(obj, dict):
         raise BadReading("not_object", f"payload is a JSON {type(obj).__name__}, not an object")
     if "ts" not in obj:
@@ -259,13 +265,13 @@ def parse_payload(topic: str, payload: bytes, now: datetime | None = None) -> Re
         payload.decode("utf-8")
     except UnicodeDecodeError:
         raise BadReading("bad_utf8", "payload is not UTF-8") from None
-    reading = _from_checked(home, device, kind, _loads(payload))
+    reading = reading_from_checked(home, device, kind, load_json(payload))
     return reading if now is None else check_not_future(reading, now)
 
 
 def parse_jsonl_line(line: str) -> Reading:
     """Judge one JSON Lines reading (contract section 2)."""
-    obj = _loads(line)
+    obj = load_json(line)
     if not isinstance(obj, dict):
         raise BadReading("not_object", "line is not a JSON object")
     return reading_from_fields(obj.get("home"), obj.get("device"), obj.get("kind"), obj)

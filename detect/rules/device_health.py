@@ -5,6 +5,10 @@ Only devices that report on a schedule can be judged silent (heartbeats, thermom
 contacts and bed mats with their check-ins, plugs); a device's usual interval is learned
 from its own reports (a running median of recent gaps), with a floor per kind.
 
+A hub that knows when a device drops off its network (Zigbee2MQTT's availability, Home
+Assistant's `unavailable`) says so with a `heartbeat` reading of that device, 0 offline and 1
+online: offline is raised at once, without waiting for the silence to grow long.
+
 A PIR or a flush sensor speaks only when something happens, so its silence means nothing by
 itself, but its silence while the rest of the home is busy does: it is judged by how many
 activity events the other devices saw since its own last event, against the most it has
@@ -133,9 +137,33 @@ class DeviceHealth(Rule):
             self._set_due(device)
         self._refresh()
 
+    def _hub_says(self, reading: Reading) -> list[Alert]:
+        """A hub's word on one of its devices: offline now, or online again."""
+        key = reading.device
+        if reading.value < 1:
+            if key in self.offline:
+                return []
+            kind = self.kind.get(key) or getattr(self.home.device(key), "kind", "device")
+            self.offline[key] = self.firing(
+                reading.ts, self.settings.severity,
+                f"{key} ({kind}) dropped off the hub's network at {when(reading.ts, self.tz)}"
+                ": the hub reports it offline. Check its battery and that it is in range.",
+                {"device": key, "hub_reports": "offline", **TECHNICAL}, key=key)
+            self._set_due(key)
+            return [self.offline[key]]
+        if key not in self.offline:
+            return []
+        alert = self.offline.pop(key)
+        self._set_due(key)
+        return [alert.resolve(reading.ts, f"The hub reports {key} online again at "
+                                          f"{when(reading.ts, self.tz)}.")]
+
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         out: list[Alert] = []
         key = reading.device
+        device = self.home.device(key)
+        if reading.kind == "heartbeat" and device is not None and device.kind != "heartbeat":
+            return self._hub_says(reading)
         if reading.kind in SCHEDULED:
             prev = self.last.get(key)
             if prev is None or reading.ts > prev:

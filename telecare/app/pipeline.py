@@ -25,6 +25,7 @@ from alerts.service import AlertService
 from detect.service import DetectService
 from detect.urgent import UrgentJudge
 from ingest.influx import InfluxForwarder, InfluxTarget
+from ingest.mapping import SourceMapper
 from ingest.service import IngestService
 from ingest.store import ReadingStore
 from ingest.subscriber import MqttSubscriber
@@ -111,12 +112,14 @@ class Pipeline:
                 for event in next_stages:
                     event.set()
 
+            mapper = SourceMapper(self.config.homes.values())
             self.ingest = IngestService(
                 ReadingStore(connect(self.data_dir)), on_stored=wake_next,
                 accepting=self.forwarder.accepting if self.forwarder else None,
-                known_home=self.config.known)
+                known_home=self.config.known, mapper=mapper)
             digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
-            topics = [self.topic] if isinstance(self.topic, str) else self.topic
+            topics = [self.topic] if isinstance(self.topic, str) else list(self.topic)
+            topics += mapper.topics()  # bridges' and hubs' topics (the homes' `sources:`)
             if self.share_group:
                 topics = [f"$share/{self.share_group}/{t}" for t in topics]
             client_id = f"telecare-ingest-{digest}" + (f"-{self.worker}" if self.worker else "")
@@ -129,8 +132,9 @@ class Pipeline:
             self.urgent_ingest = UrgentIngest(
                 ReadingStore(connect(self.data_dir)),
                 on_stored=wake_urgent.set if wake_urgent else None,
-                known_home=self.config.known)
-            urgent_topics = list(URGENT_TOPICS)
+                known_home=self.config.known,
+                mapper=SourceMapper(self.config.homes.values()))
+            urgent_topics = list(URGENT_TOPICS) + mapper.urgent
             if self.share_group:
                 urgent_topics = [f"$share/{self.share_group}/{t}" for t in urgent_topics]
             self.urgent_subscriber = MqttSubscriber(

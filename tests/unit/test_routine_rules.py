@@ -317,3 +317,22 @@ def test_not_up_takes_up_each_new_morning_even_after_its_history_is_full(
     assert len(rule.baseline.history) == 84  # full: its length no longer changes
     assert saturday.weekday() == 5
     assert rule._day_deadline(saturday) != before
+
+
+def test_a_hub_reporting_a_device_offline_tells_the_technical_team_at_once(
+        tmp_path: Path) -> None:
+    """Zigbee2MQTT's availability (or Home Assistant's `unavailable`) arrives as a heartbeat
+    reading of the device: offline is raised when the hub says so, online resolves it."""
+    config = config_for(tmp_path, rules=only("device_health"))
+    t = utc("2026-01-05 10:00")
+    readings = [reading("front-door", "contact", 1, t), reading("front-door", "contact", 0,
+                                                                 t + M),
+                reading("front-door", "heartbeat", 0, t + 30 * M),
+                reading("front-door", "heartbeat", 0, t + 31 * M),  # said twice: one alert
+                reading("front-door", "heartbeat", 1, t + 90 * M)]
+    detector = Detector(config)
+    changes = [(r.ts, a) for r in readings for a in detector.process(r)]
+    assert [(at, a.rule, a.status, a.evidence["audience"]) for at, a in changes] == \
+        [(t + 30 * M, "device_offline", "firing", "technical"),
+         (t + 90 * M, "device_offline", "resolved", "technical")]
+    assert "dropped off the hub's network" in changes[0][1].message
