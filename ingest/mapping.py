@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import jmespath
@@ -59,6 +59,10 @@ from telecare.sources import (
 BATTERY_LOW_PERCENT = (60.0, 10.0)
 _ON = {"on": 1.0, "off": 0.0, "open": 1.0, "closed": 0.0, "true": 1.0, "false": 0.0,
        "detected": 1.0, "clear": 0.0}
+# Sensors that stay on for a while after what they saw (a PIR, a vibration sensor): read as
+# one event when they turn on. Never a button or a fall detector: every press counts.
+ON_OFF_EVENTS = frozenset({"motion", "flush"})
+MOTION_REPEAT = timedelta(seconds=60)  # as a PIR kept busy re-triggers, read natively
 _MS_EPOCH = 1e11  # a number above this is milliseconds (Zigbee2MQTT's `last_seen: epoch`)
 Result = tuple[list[Reading], str | None]  # readings, and why none when there are none
 
@@ -260,20 +264,22 @@ class SourceMapper:
         else:
             raise BadReading("bad_value", f"{what} is a JSON {type(raw).__name__}")
         reading = _reading(home.home, entry.device, device.kind, raw_ts, value, battery)
-        if device.kind in EVENT_KINDS and not entry.actions:
-            return self._edge(home.home, entry, reading)
+        if device.kind in ON_OFF_EVENTS:
+            return self._edge(reading, entry.repeat)
+        if device.kind in EVENT_KINDS and value < 1:
+            return None  # a button or fall detector back at rest
         return reading
 
-    def _edge(self, home: str, entry: Z2mDevice, reading: Reading) -> Reading | None:
+    def _edge(self, reading: Reading, repeat: timedelta = MOTION_REPEAT) -> Reading | None:
         """An on/off sensor read as events: one when it turns on, then (motion) at most one
         per `repeat` while it stays on; none when it turns off."""
-        key = (home, entry.device)
+        key = (reading.home, reading.device)
         was_on, last = self._on.get(key, (False, None))
         if reading.value < 1:
             self._on[key] = (False, last)
             return None
         repeat_due = (reading.kind == "motion" and last is not None
-                      and reading.ts - last >= entry.repeat)
+                      and reading.ts - last >= repeat)
         if was_on and not repeat_due and reading.ts != last:
             return None  # (the same one again is a redelivery: stored once by its identity)
         self._on[key] = (True, reading.ts)
@@ -330,9 +336,16 @@ class SourceMapper:
         if text == "unavailable":
             return [_reading(home.home, entity.device, "heartbeat", raw_ts, 0.0, None)]
         value = _text_value(text, entity.values, f"{entity.entity} -> {entity.device}: state")
-        if value is None or (device.kind in EVENT_KINDS and value < 1):
+        if value is None:
             return []
-        return [_reading(home.home, entity.device, device.kind, raw_ts, value, None)]
+        reading = _reading(home.home, entity.device, device.kind, raw_ts, value, None)
+        if device.kind in ON_OFF_EVENTS:
+            # A binary sensor's `on` is said again when only its attributes change.
+            found = self._edge(reading)
+            return [found] if found is not None else []
+        if device.kind in EVENT_KINDS and value < 1:
+            return []
+        return [reading]
 
     # Any other JSON ----------------------------------------------------------------------
 

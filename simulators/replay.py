@@ -82,3 +82,30 @@ def replay(readings: Iterable[Reading], url: BrokerUrl, speed: float = 0.0, qos:
         for info in infos:
             info.wait_for_publish(30)
     return len(ordered)
+
+
+def replay_messages(lines: Iterable[dict[str, str]], url: BrokerUrl, speed: float = 0.0,
+                    qos: int = 1, progress: bool = True) -> int:
+    """Publish ready-made MQTT messages (`{"ts", "topic", "payload"}`, as `telecare bridge`
+    writes them) as they are, paced by their `ts` like readings."""
+    from telecare.reading import parse_ts
+
+    ordered = list(lines)
+    if not ordered:
+        return 0
+    first = parse_ts(ordered[0]["ts"])
+    started = time.monotonic()
+    infos = []
+    with Publisher(url) as pub:
+        for m in tqdm(ordered, unit="msg", disable=not progress, desc="replay"):
+            if speed > 0:
+                due = started + (parse_ts(m["ts"]) - first).total_seconds() / speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            infos.append(pub.publish(m["topic"], m["payload"].encode(), qos))
+            if len(infos) >= MAX_IN_FLIGHT:
+                infos = [i for i in infos if not i.is_published()]
+        for info in infos:
+            info.wait_for_publish(30)
+    return len(ordered)

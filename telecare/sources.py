@@ -61,7 +61,7 @@ class Z2mDevice(_Strict):
     field: str | None = None  # the state message's field; by default from the device's kind
     invert: bool | None = None  # by default only `contact` (Zigbee2MQTT: true = closed)
     actions: list[str] = Field(default_factory=list)  # for `action`: the ones that press it
-    repeat: timedelta = timedelta(seconds=60)  # motion kept on: a reading at most this often
+    repeat: timedelta = timedelta(seconds=60)  # motion kept on: a reading this often
 
     @field_validator("name")
     @classmethod

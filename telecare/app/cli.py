@@ -487,9 +487,20 @@ def plot(config_dir: str, readings_file: str | None, labels_file: str | None, ho
 @click.option("--progress/--no-progress", default=True)
 def replay(readings_file: str, speed: float, mqtt_url: str | None, qos: int,
            progress: bool) -> None:
-    """Publish a JSON Lines stream to the broker, keeping each reading's event time."""
+    """Publish a JSON Lines stream to the broker, keeping each reading's event time. A file
+    of ready-made messages (`telecare bridge`'s messages.jsonl) is published as it is."""
     from simulators.replay import replay as do_replay
+    from simulators.replay import replay_messages
 
+    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
+    with open(readings_file, encoding="utf-8") as f:
+        head = f.readline()
+    if '"topic"' in head and '"payload"' in head:
+        with open(readings_file, encoding="utf-8") as f:
+            sent = [json.loads(line) for line in f if line.strip()]
+        n = replay_messages(sent, url, speed, qos, progress)
+        click.echo(f"published {n} messages to {url}", err=True)
+        return
     bad = 0
     readings = []
     with open(readings_file, encoding="utf-8") as f:
@@ -499,9 +510,24 @@ def replay(readings_file: str, speed: float, mqtt_url: str | None, qos: int,
                     readings.append(parse_jsonl_line(line))
                 except BadReading:
                     bad += 1
-    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
     n = do_replay(readings, url, speed, qos, progress)
     click.echo(f"published {n} readings to {url} ({bad} bad lines skipped)", err=True)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+@click.option("--as", "bridge", required=True,
+              type=click.Choice(["zigbee2mqtt", "home_assistant", "json"]),
+              help="the bridge or hub to publish as")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def bridge(bundle: str, bridge: str, out_dir: str) -> None:
+    """Re-publish a bundle's homes as a Zigbee2MQTT bridge, a Home Assistant statestream or a
+    vendor's JSON hub would: OUT/homes (with `sources:`) and OUT/messages.jsonl, for
+    `telecare replay` and `telecare run --config OUT`."""
+    from simulators.bridges import write_bridged
+
+    n = write_bridged(Path(bundle), Path(out_dir), bridge)
+    click.echo(f"wrote {n} {bridge} messages and the homes' sources to {out_dir}", err=True)
 
 
 @main.command()

@@ -195,7 +195,9 @@ def test_home_assistant_without_timestamps_stamps_arrival_and_skips_retained(
     assert m.map(topic, b"on", T0, True) == ([], "retained_without_time")
     got, _ = m.map(topic, b"on", T0)
     assert got[0].on_arrival and got[0].value == 1.0
-    assert m.map(topic, b"off", T0)[0] == []  # motion is an event: off is none
+    assert m.map(topic, b"on", T0 + 5)[0] == []  # said again (an attribute changed)
+    assert m.map(topic, b"off", T0 + 30)[0] == []  # motion is an event: off is none
+    assert len(m.map(topic, b"on", T0 + 40)[0]) == 1  # on again: movement again
     with pytest.raises(BadReading) as bad:
         m.map("homeassistant/sensor/lounge_temperature/state", b"warm", T0)
     assert "home_assistant source 'ha'" in bad.value.detail
