@@ -14,7 +14,9 @@ How each bridge is imitated (the traps included, so the mapping is tested on the
   vibration sensor's `vibration: true` and then `false`; a button's press is `action: single`.
 - Home Assistant statestream with `publish_timestamps`: `state` (`on`/`off`, numbers), then
   `last_updated`; a binary sensor goes back to `off` between detections.
-- vendor JSON: a topic per device, `{"data": {"state": ...}, "time": ...}`, words for states.
+- vendor JSON: a topic per device (`hubs/{home}/{device}`), `{"data": {"state": ...},
+  "time": ...}`, words for states.
+The topics follow the shipped broker ACL's per-home patterns (`deploy/mosquitto/acl.example`).
 Kinds a bridge has no form for (a gateway's heartbeat) stay on the contract's own topics.
 """
 
@@ -71,7 +73,7 @@ def sources_for(home: dict[str, Any], bridge: str) -> list[dict[str, Any]]:
                               for d in devices]}]
     entries = []
     for d in devices:
-        entry = {"topic": f"acme/{hid}/{d['id']}", "device": d["id"], "value": "data.state",
+        entry = {"topic": f"hubs/{hid}/{d['id']}", "device": d["id"], "value": "data.state",
                  "time": "time"}
         if d["kind"] in _STATE_WORDS:
             closed, opened = _STATE_WORDS[d["kind"]]
@@ -179,7 +181,7 @@ def _vendor(r: Reading, following: Reading | None) -> list[Message]:
     else:
         value = r.value
     body = {"data": {"state": value}, "time": format_ts(r.ts), "hub": "acme-7"}
-    return [(r.ts, f"acme/{r.home}/{r.device}", json.dumps(body))]
+    return [(r.ts, f"hubs/{r.home}/{r.device}", json.dumps(body))]
 
 
 def write_bridged(bundle: Path, out: Path, bridge: str) -> int:

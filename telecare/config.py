@@ -43,6 +43,9 @@ ROLES = frozenset(
     {"front_door", "back_door", "kettle", "fridge", "microwave", "tv", "toilet", "bed", "chair",
      "pendant", "ok_button"}  # ok_button: the resident's own "I'm OK" button
 )
+# Where the shipped broker ACL (deploy/mosquitto/acl.example) lets each home's bridges write:
+# `{base}/{home}/...`, under the home's own user.
+ACL_BRIDGE_BASES = ("zigbee2mqtt", "ha", "hubs")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)\s*(d|h|m|s))", re.IGNORECASE)
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -547,6 +550,15 @@ def _warnings(home: HomeConfig) -> list[str]:
             except ValueError as exc:
                 out.append(f"{where}: contacts.{i}: {exc}: its webhooks cannot be signed "
                            "and will fail")
+    conventional = tuple(f"{base}/{home.home}" for base in ACL_BRIDGE_BASES)
+    for i, source in enumerate(home.sources):
+        for topic, _ in source_roots(source):
+            if not (topic in conventional or topic.startswith(tuple(f"{c}/" for c in
+                                                                    conventional))):
+                out.append(f"{where}: sources.{i}: topic {topic!r} is outside the per-home "
+                           f"patterns of the shipped broker ACL ({', '.join(conventional)}):"
+                           " give this bridge's user an ACL line of its own")
+                break
     if home.contacts and not any(c.reachable and c.role != "technical"
                                  for c in home.contacts):
         out.append(f"{where}: no contact outside the technical team can be reached: a "

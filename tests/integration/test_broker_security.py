@@ -200,3 +200,57 @@ def test_telecare_run_over_tls_takes_only_each_gateways_own_home_and_notifies_re
     with sqlite3.connect(data / "telecare.db") as conn:
         homes = [r[0] for r in conn.execute("SELECT home FROM readings ORDER BY rowid")]
     assert homes == ["homea", "homeb"]  # B's reading is its own gateway's, not A's forgery
+
+
+def test_each_homes_zigbee2mqtt_bridge_writes_only_its_own_base_topic(
+        secure_broker: SecureBroker, tmp_path: Path) -> None:
+    """The shipped ACL's bridge patterns: home A's bridge (user `homea`) publishing a button
+    press into home B's Zigbee2MQTT base is not passed on; into its own, it raises the alert."""
+    config, data = tmp_path / "config", tmp_path / "data"
+    (config / "homes").mkdir(parents=True)
+    for home in ("homea", "homeb"):
+        (config / "homes" / f"{home}.yaml").write_text(yaml.safe_dump({
+            "home": home, "timezone": "Europe/London",
+            "devices": [{"id": "pendant", "kind": "button", "role": "pendant"}],
+            "sources": [{"type": "zigbee2mqtt", "base": f"zigbee2mqtt/{home}", "devices": [
+                {"name": "Pendant", "device": "pendant", "actions": ["single"]}]}],
+            "contacts": [{"name": "Desk", "role": "professional", "mqtt": "responder/desk2"}]}))
+    env = {**os.environ, "TELECARE_MQTT_URL": f"mqtts://127.0.0.1:{secure_broker.tls_port}",
+           "TELECARE_MQTT_USERNAME": "telecare-ingest",
+           "TELECARE_MQTT_PASSWORD": PASSWORDS["telecare-ingest"],
+           "TELECARE_MQTT_CA_FILE": str(secure_broker.ca)}
+    service = subprocess.Popen([TELECARE, "run", "--config", str(config), "--data", str(data)],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(service.stderr or []), daemon=True).start()
+    responder, _ = _client(secure_broker, "responder")
+    notices: list[dict[str, Any]] = []
+    responder.on_message = lambda c, u, m: notices.append(json.loads(m.payload))
+    responder.subscribe("responder/desk2", qos=1)
+    bridge, _ = _client(secure_broker, "homea", protocol=mqtt.MQTTv311)
+    try:
+        deadline = time.monotonic() + 20
+        while sum("subscribed to" in line for line in lines) < 2:  # both lanes
+            assert time.monotonic() < deadline and service.poll() is None, "".join(lines)
+            time.sleep(0.05)
+        now = datetime.now(UTC)
+        press = {"action": "single", "battery": 88, "linkquality": 102}
+        _publish(bridge, "zigbee2mqtt/homeb/Pendant",
+                 json.dumps({**press, "last_seen": now.isoformat()}))
+        _publish(bridge, "zigbee2mqtt/homea/Pendant",
+                 json.dumps({**press, "last_seen": (now + timedelta(seconds=1)).isoformat()}))
+        deadline = time.monotonic() + 20
+        while not notices and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Published first on the same connection, a forged press for home B that had passed
+        # would have come first.
+        assert [(n["home"], n["rule"], n["notice"]) for n in notices] == \
+            [("homea", "pendant", "alert")]
+    finally:
+        bridge.loop_stop()
+        responder.loop_stop()
+        service.terminate()
+        service.wait(30)
+    with sqlite3.connect(data / "telecare.db") as conn:
+        stored = conn.execute("SELECT home, device, kind FROM readings").fetchall()
+    assert stored == [("homea", "pendant", "button")]

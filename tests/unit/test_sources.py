@@ -262,3 +262,16 @@ def test_two_homes_cannot_share_a_bridges_topics(tmp_path: Path) -> None:
         load_config(tmp_path)
     assert any("overlaps one of home 'h001'" in p for p in err.value.problems), \
         err.value.problems
+
+
+def test_a_bridge_topic_outside_the_shipped_acl_patterns_is_warned_of(tmp_path: Path) -> None:
+    write_home(tmp_path / "a", "h001", devices=DEVICES, sources=[Z2M])
+    warned = load_config(tmp_path / "a").warnings
+    assert any("sources.0: topic 'z2m/h001' is outside the per-home patterns" in w
+               for w in warned), warned
+    write_home(tmp_path / "b", "h001", devices=DEVICES,
+               sources=[{**Z2M, "base": "zigbee2mqtt/h001"},
+                        {**HA, "prefix": "ha/h001"},
+                        {**HUB, "devices": [{**d, "topic": d["topic"].replace("acme", "hubs")}
+                                            for d in HUB["devices"]]}])
+    assert not [w for w in load_config(tmp_path / "b").warnings if "sources" in w]
