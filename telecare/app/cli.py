@@ -514,6 +514,48 @@ def replay(readings_file: str, speed: float, mqtt_url: str | None, qos: int,
     click.echo(f"published {n} readings to {url} ({bad} bad lines skipped)", err=True)
 
 
+def _home(config_dir: str, home: str) -> Any:
+    config = _load(config_dir)
+    if home not in config.homes:
+        raise click.ClickException(f"no home {home!r} in {config_dir}/homes (known: "
+                                   f"{', '.join(sorted(config.homes)[:10]) or 'none'})")
+    return config.homes[home]
+
+
+@main.command()
+@config_option
+@click.option("--home", required=True, help="the home's id")
+@click.option("--json", "as_json", is_flag=True, help="as JSON")
+def devices(config_dir: str, home: str, as_json: bool) -> None:
+    """What each of a home's devices is read from: its native topic and every source
+    (Zigbee2MQTT name and field, Home Assistant entity, JSON topic and expression)."""
+    from telecare.app.installer import as_json as sources_json
+    from telecare.app.installer import describe
+
+    found = _home(config_dir, home)
+    click.echo(sources_json(found) if as_json else describe(found))
+
+
+@main.command()
+@config_option
+@click.option("--home", required=True, help="the home's id")
+@mqtt_option
+@click.option("--count", type=click.IntRange(1), default=None,
+              help="stop after this many messages")
+@click.option("--seconds", type=click.FloatRange(0), default=None,
+              help="stop after this long (default: until Ctrl-C)")
+def listen(config_dir: str, home: str, mqtt_url: str | None, count: int | None,
+           seconds: float | None) -> None:
+    """Print the readings a home's live sources would produce, message by message, without
+    storing anything: for an installer checking a new home."""
+    from telecare.app.installer import listen as do_listen
+
+    found = _home(config_dir, home)
+    url = BrokerUrl.parse(mqtt_url or DEFAULT_URL)
+    n = do_listen(found, url, lambda line: click.echo(line, nl=True), count, seconds)
+    click.echo(f"{n} messages", err=True)
+
+
 @main.command()
 @click.argument("bundle", type=click.Path(file_okay=False, exists=True))
 @click.option("--as", "bridge", required=True,

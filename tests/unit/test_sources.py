@@ -275,3 +275,41 @@ def test_a_bridge_topic_outside_the_shipped_acl_patterns_is_warned_of(tmp_path: 
                         {**HUB, "devices": [{**d, "topic": d["topic"].replace("acme", "hubs")}
                                             for d in HUB["devices"]]}])
     assert not [w for w in load_config(tmp_path / "b").warnings if "sources" in w]
+
+
+def _ingest(tmp_path: Path, *sources: dict[str, Any]) -> Any:
+    from ingest.service import IngestService
+    from ingest.store import ReadingStore
+    from telecare.db import connect
+
+    write_home(tmp_path / "config", "h001", devices=DEVICES, sources=list(sources))
+    config = load_config(tmp_path / "config")
+    store = ReadingStore(connect(tmp_path / "data"))
+    return IngestService(store, clock=lambda: NOW, known_home=config.known,
+                         mapper=SourceMapper(config.homes.values()))
+
+
+def test_a_payload_that_does_not_fit_its_mapping_is_dead_lettered_with_its_name(
+        tmp_path: Path) -> None:
+    service = _ingest(tmp_path, Z2M)
+    assert service.handle([("z2m/h001/Front door", b'{"contact": "ajar"}', T0, False),
+                           ("z2m/h001/Front door", b'{"contact": false}', T0, False),
+                           ("z2m/h001/bridge/logging", b'{"level": "info"}', T0, False)])
+    letters = service.store.dead_letters()
+    assert [(d.topic, d.code) for d in letters] == [("z2m/h001/Front door", "bad_value")]
+    assert "zigbee2mqtt source 'z2m' of home 'h001'" in letters[0].reason
+    assert [(r.device, r.value) for r in service.store.export()] == [("front-door", 1.0)]
+    assert service.counters["source_bridge"] == 1 and service.counters["dead_lettered"] == 1
+
+
+def test_a_home_assistant_state_waiting_for_its_time_survives_a_restart(
+        tmp_path: Path) -> None:
+    first = _ingest(tmp_path, HA)
+    base = "homeassistant/binary_sensor/front_door"
+    assert first.handle([(f"{base}/state", b"on", T0, False)])  # acknowledged, no reading yet
+    assert first.store.count() == 0
+    again = _ingest(tmp_path, HA)  # a new process on the same store
+    assert again.handle([(f"{base}/last_updated", b"2026-11-28T07:14:59+00:00", T0 + 1, False)])
+    assert [(r.device, r.value, r.ts) for r in again.store.export()] == \
+        [("front-door", 1.0, datetime(2026, 11, 28, 7, 14, 59, tzinfo=UTC))]
+    assert again.store.pending() == {}
