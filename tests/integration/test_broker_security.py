@@ -253,4 +253,6 @@ def test_each_homes_zigbee2mqtt_bridge_writes_only_its_own_base_topic(
         service.wait(30)
     with sqlite3.connect(data / "telecare.db") as conn:
         stored = conn.execute("SELECT home, device, kind FROM readings").fetchall()
+        lane = conn.execute("SELECT home, device FROM urgent_readings").fetchall()
     assert stored == [("homea", "pendant", "button")]
+    assert lane == [("homea", "pendant")]  # the bridged press also took the priority lane

@@ -313,3 +313,14 @@ def test_a_home_assistant_state_waiting_for_its_time_survives_a_restart(
     assert [(r.device, r.value, r.ts) for r in again.store.export()] == \
         [("front-door", 1.0, datetime(2026, 11, 28, 7, 14, 59, tzinfo=UTC))]
     assert again.store.pending() == {}
+
+
+def test_the_readmes_example_home_with_sources_loads_without_warnings(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```yaml\nhome: h001", 1)[1].split("```", 1)[0]
+    (tmp_path / "homes").mkdir()
+    (tmp_path / "homes" / "h001.yaml").write_text("home: h001" + example)
+    config = load_config(tmp_path)
+    assert [s.type for s in config.homes["h001"].sources] == \
+        ["zigbee2mqtt", "home_assistant", "json"]
+    assert not [w for w in config.warnings if "sources" in w]
