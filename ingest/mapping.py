@@ -26,7 +26,7 @@ The traps of real bridges, and what is done about each:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,6 +142,9 @@ class SourceMapper:
         self._on: dict[tuple[str, str], tuple[bool, datetime | None]] = {}
         # Home Assistant: "home|entity" -> (state text, arrival) waiting for its last_updated
         self.pending: dict[str, tuple[str, float]] = {}
+        # Where a state not in `pending` may be found: the store, when several ingest workers
+        # share a subscription and the state went to another one (None: nowhere else).
+        self.pending_lookup: Callable[[str], tuple[str, float] | None] | None = None
         self._pending_changed: dict[str, tuple[str, float] | None] = {}
 
     def topics(self) -> list[str]:
@@ -321,13 +324,23 @@ class SourceMapper:
             self.pending[key] = (text, arrived)
             self._pending_changed[key] = (text, arrived)
             return [], "awaiting_time"
-        waiting = self.pending.pop(key, None)
+        waiting = self._waiting(key)
         if waiting is None:
             return [], "time_without_state"
         self._pending_changed[key] = None
         out = self._ha_reading(home, entity, waiting[0], _ts_of(text.strip('"'),
                                                                 f"{entity.entity} last_updated"))
         return out, None if out else "no_reading"
+
+    def _waiting(self, key: str) -> tuple[str, float] | None:
+        """The state waiting for this time, no longer waiting. One taken in this batch is
+        in memory only; one from before is in the store, which is the truth when several
+        workers share the subscription (another may have taken a newer state, or paired
+        the one this worker remembers)."""
+        mine = self.pending.pop(key, None)
+        if self._pending_changed.get(key) is not None or self.pending_lookup is None:
+            return mine
+        return self.pending_lookup(key)
 
     def _ha_reading(self, home: HomeConfig, entity: HaEntity, text: str,
                     raw_ts: Any) -> list[Reading]:

@@ -67,6 +67,7 @@ class IngestService:
         self.mapper = mapper
         if mapper is not None:
             mapper.pending.update(store.pending())
+            mapper.pending_lookup = self._pending_one
         self.status = StageStatus("ingest")
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
@@ -81,6 +82,10 @@ class IngestService:
         if self._newest is None:
             return None
         return (self.clock() - self._newest).total_seconds()
+
+    def _pending_one(self, key: str) -> tuple[str, float] | None:
+        with self._lock:
+            return self.store.pending_one(key)
 
     def _judge(self, topic: str, payload: bytes, at: float, retained: bool,
                received_at: datetime) -> list[Reading]:

@@ -160,6 +160,11 @@ class ReadingStore:
         rows = self.conn.execute("SELECT key, state, arrived FROM source_pending")
         return {key: (state, arrived) for key, state, arrived in rows}
 
+    def pending_one(self, key: str) -> tuple[str, float] | None:
+        row = self.conn.execute("SELECT state, arrived FROM source_pending WHERE key = ?",
+                                (key,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def urgent_since(self, after_rowid: int, limit: int = 200
                      ) -> list[tuple[int, datetime, Reading]]:
         """Calls for help on the priority lane after `after_rowid`: (rowid, arrival, reading)."""

@@ -324,3 +324,20 @@ def test_the_readmes_example_home_with_sources_loads_without_warnings(tmp_path: 
     assert [s.type for s in config.homes["h001"].sources] == \
         ["zigbee2mqtt", "home_assistant", "json"]
     assert not [w for w in config.warnings if "sources" in w]
+
+
+def test_a_state_taken_by_one_ingest_worker_meets_its_time_at_another(tmp_path: Path) -> None:
+    """Two workers on a shared subscription and one store: the broker may hand a state to
+    one and its last_updated to the other."""
+    one = _ingest(tmp_path, HA)
+    other = _ingest(tmp_path, HA)  # started at the same time: nothing stored yet
+    base = "homeassistant/binary_sensor/front_door"
+    assert one.handle([(f"{base}/state", b"on", T0, False)])
+    assert other.handle([(f"{base}/last_updated", b"2026-11-28T07:14:59+00:00", T0, False)])
+    assert [(r.device, r.value) for r in other.store.export()] == [("front-door", 1.0)]
+    assert other.store.pending() == {}
+    # The next change goes the other way round: the first worker must not pair its time
+    # with the state it remembers from before ("on"), which the other already used.
+    assert other.handle([(f"{base}/state", b"off", T0 + 60, False)])
+    assert one.handle([(f"{base}/last_updated", b"2026-11-28T07:15:59+00:00", T0 + 60, False)])
+    assert [(r.value, r.ts.minute) for r in one.store.export()] == [(1.0, 14), (0.0, 15)]
