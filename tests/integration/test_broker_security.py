@@ -129,6 +129,29 @@ def _publish(client: mqtt.Client, topic: str, payload: str) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(5)
 
 
+def _service(broker: SecureBroker, config: Path, data: Path
+             ) -> tuple[subprocess.Popen[str], list[str]]:
+    """`telecare run` over TLS as the service's broker user; its log lines collected."""
+    env = {**os.environ, "TELECARE_MQTT_URL": f"mqtts://127.0.0.1:{broker.tls_port}",
+           "TELECARE_MQTT_USERNAME": "telecare-ingest",
+           "TELECARE_MQTT_PASSWORD": PASSWORDS["telecare-ingest"],
+           "TELECARE_MQTT_CA_FILE": str(broker.ca)}
+    service = subprocess.Popen([TELECARE, "run", "--config", str(config), "--data", str(data)],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(service.stderr or []), daemon=True).start()
+    return service, lines
+
+
+def _responder(broker: SecureBroker, topic: str) -> tuple[mqtt.Client, list[dict[str, Any]]]:
+    """A responder's console subscribed to `topic`, and the notices it receives."""
+    responder, _ = _client(broker, "responder")
+    notices: list[dict[str, Any]] = []
+    responder.on_message = lambda c, u, m: notices.append(json.loads(m.payload))
+    responder.subscribe(topic, qos=1)
+    return responder, notices
+
+
 def test_anonymous_clients_are_refused_on_both_listeners(secure_broker: SecureBroker) -> None:
     for tls in (True, False):
         client, reason = _client(secure_broker, None, tls)
@@ -146,18 +169,8 @@ def test_telecare_run_over_tls_takes_only_each_gateways_own_home_and_notifies_re
             "home": home, "timezone": "Europe/London",
             "devices": [{"id": "pendant", "kind": "button", "role": "pendant"}],
             "contacts": [{"name": "Desk", "role": "professional", "mqtt": topic}]}))
-    env = {**os.environ, "TELECARE_MQTT_URL": f"mqtts://127.0.0.1:{secure_broker.tls_port}",
-           "TELECARE_MQTT_USERNAME": "telecare-ingest",
-           "TELECARE_MQTT_PASSWORD": PASSWORDS["telecare-ingest"],
-           "TELECARE_MQTT_CA_FILE": str(secure_broker.ca)}
-    service = subprocess.Popen([TELECARE, "run", "--config", str(config), "--data", str(data)],
-                               env=env, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(service.stderr or []), daemon=True).start()
-    responder, reason = _client(secure_broker, "responder")
-    notices: list[dict[str, Any]] = []
-    responder.on_message = lambda c, u, m: notices.append(json.loads(m.payload))
-    responder.subscribe("responder/#", qos=1)
+    service, lines = _service(secure_broker, config, data)
+    responder, notices = _responder(secure_broker, "responder/#")
     gateway, _ = _client(secure_broker, "homea", protocol=mqtt.MQTTv311)
     try:
         deadline = time.monotonic() + 20
@@ -215,18 +228,8 @@ def test_each_homes_zigbee2mqtt_bridge_writes_only_its_own_base_topic(
             "sources": [{"type": "zigbee2mqtt", "base": f"zigbee2mqtt/{home}", "devices": [
                 {"name": "Pendant", "device": "pendant", "actions": ["single"]}]}],
             "contacts": [{"name": "Desk", "role": "professional", "mqtt": "responder/desk2"}]}))
-    env = {**os.environ, "TELECARE_MQTT_URL": f"mqtts://127.0.0.1:{secure_broker.tls_port}",
-           "TELECARE_MQTT_USERNAME": "telecare-ingest",
-           "TELECARE_MQTT_PASSWORD": PASSWORDS["telecare-ingest"],
-           "TELECARE_MQTT_CA_FILE": str(secure_broker.ca)}
-    service = subprocess.Popen([TELECARE, "run", "--config", str(config), "--data", str(data)],
-                               env=env, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(service.stderr or []), daemon=True).start()
-    responder, _ = _client(secure_broker, "responder")
-    notices: list[dict[str, Any]] = []
-    responder.on_message = lambda c, u, m: notices.append(json.loads(m.payload))
-    responder.subscribe("responder/desk2", qos=1)
+    service, lines = _service(secure_broker, config, data)
+    responder, notices = _responder(secure_broker, "responder/desk2")
     bridge, _ = _client(secure_broker, "homea", protocol=mqtt.MQTTv311)
     try:
         deadline = time.monotonic() + 20
