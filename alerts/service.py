@@ -446,6 +446,22 @@ class AlertService:
             " kind FROM notifications ORDER BY id").fetchall()
         return [Delivery(*r) for r in rows]
 
+    def story(self, alert_id: str) -> dict[str, object]:
+        """What happened to one alert, for the console: who acknowledged it when, who was
+        told (by which channel, when, how it went), where the escalation stands, and the
+        feedback on it."""
+        c = self.conn
+        acks = c.execute("SELECT by_whom, at, note FROM acknowledgements WHERE alert_id = ?"
+                         " ORDER BY at", (alert_id,)).fetchall()
+        told = c.execute("SELECT contact, channel, kind, state, created, sent_at, last_error"
+                         " FROM notifications WHERE alert_id = ? ORDER BY id",
+                         (alert_id,)).fetchall()
+        esc = c.execute("SELECT state, step, next_step_at, repeats, next_repeat_at FROM"
+                        " escalations WHERE alert_id = ?", (alert_id,)).fetchone()
+        verdicts = c.execute("SELECT by_whom, verdict, why, at FROM feedback WHERE"
+                             " alert_id = ? ORDER BY at", (alert_id,)).fetchall()
+        return {"acks": acks, "told": told, "escalation": esc, "feedback": verdicts}
+
     # --- running -------------------------------------------------------------------------
 
     def _channel_worker(self, channel: str, kick: threading.Event, done: threading.Event,

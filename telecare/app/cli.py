@@ -167,7 +167,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
            stages: tuple[str, ...], log_level: str, share_group: str | None = None,
            influx_url: str | None = None, metrics_port: int | None = None,
            log_format: str = "text", partition: str = "0/1", worker: str = "",
-           retention_days: int = 90, processes: bool = True) -> None:
+           retention_days: int = 90, processes: bool = True,
+           console_port: int | None = None) -> None:
     from ingest.influx import InfluxTarget
     from telecare.app.pipeline import Pipeline
     from telecare.app.processes import ChildArgs, ProcessPipeline
@@ -214,6 +215,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
 
         ops = serve_ops(pipeline, metrics_port)
         log.info("metrics on http://127.0.0.1:%d/metrics, health on /healthz", metrics_port)
+    if console_port is not None:
+        _start_console(config, data, console_port, stop)
     if not pipeline.wait_connected(10.0):
         log.warning("the broker has not granted the subscription yet; still trying")
     log.info("running %s for %d homes; state in %s", "+".join(stages), len(config.homes), data)
@@ -262,6 +265,8 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
     @click.option("--retention-days", default=90, show_default=True, type=click.IntRange(1),
                   envvar="TELECARE_RETENTION_DAYS",
                   help="readings are pruned daily this many days after they arrived")
+    @click.option("--console-port", default=None, type=int, envvar="TELECARE_CONSOLE_PORT",
+                  help="serve the care team's web console on this port too")
     @click.option("--single-process", is_flag=True, envvar="TELECARE_SINGLE_PROCESS",
                   help="run: every stage as a thread of one process (by default ingest and "
                        "detection each get a process of their own)")
@@ -269,10 +274,84 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
                 mqtt_protocol: str, log_level: str, share_group: str | None,
                 influx_url: str | None, metrics_port: int | None, log_format: str,
                 partition: str, worker: str, retention_days: int,
-                single_process: bool) -> None:
+                console_port: int | None, single_process: bool) -> None:
         _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group,
                influx_url, metrics_port, log_format, partition, worker, retention_days,
-               processes=not single_process)
+               processes=not single_process, console_port=console_port)
+
+
+def _start_console(config: Config, data: Path, port: int, stop: threading.Event,
+                   host: str = "127.0.0.1") -> threading.Thread:
+    from telecare.app.console.web import Console, serve
+
+    console = Console(config, data, secure_cookies=bool(os.environ.get("TELECARE_CONSOLE_TLS")))
+    thread = threading.Thread(target=serve, args=(console, host, port, stop), name="console",
+                              daemon=True)
+    thread.start()
+    log.info("console on http://%s:%d/", host, port)
+    return thread
+
+
+@main.command()
+@config_option
+@data_option
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="where to listen (put it behind a TLS proxy before opening it wider)")
+@log_option
+def console(config_dir: str, data_dir: str | None, port: int, host: str,
+            log_level: str) -> None:
+    """The care team's web console alone: the live alert queue, acknowledge, close and
+    feedback, and the JSON API; beside a running `telecare run` on the same data folder."""
+    _setup_logging(log_level)
+    config = _load(config_dir)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    _start_console(config, data, port, stop, host).join()
+
+
+@main.group()
+def user() -> None:
+    """The console's people."""
+
+
+@user.command(name="add")
+@config_option
+@data_option
+@click.argument("name")
+@click.option("--role", required=True,
+              type=click.Choice(["operator", "family", "neighbour", "technical", "admin"]))
+@click.option("--homes", default="", help="H1,H2: the homes they see (family and neighbours "
+                                          "must have some; none: every home)")
+@click.option("--token", "with_token", is_flag=True, help="also make an API token (shown once)")
+@click.option("--password-env", default=None,
+              help="read the password from this environment variable instead of asking")
+def user_add(config_dir: str, data_dir: str | None, name: str, role: str, homes: str,
+             with_token: bool, password_env: str | None) -> None:
+    """Add (or replace) a person who may use the console or its API."""
+    from telecare.app.console.users import Users
+
+    config = _load(config_dir)
+    chosen = [h for h in homes.split(",") if h]
+    unknown = [h for h in chosen if h not in config.homes]
+    if unknown:
+        raise click.BadParameter(f"no such home: {', '.join(unknown)}", param_hint="--homes")
+    if password_env:
+        password: str | None = os.environ.get(password_env) or None
+        if password is None:
+            raise click.BadParameter(f"{password_env} is not set", param_hint="--password-env")
+    elif with_token and not sys.stdin.isatty():
+        password = None
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    data = Path(data_dir) if data_dir else default_data_dir(config_dir)
+    try:
+        token = Users(connect(data)).add(name, role, chosen, password, with_token)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} ({role}) added" + (f"; API token (shown once): {token}" if token else ""))
 
 
 _serve_command("run", ("ingest", "detect", "alerts"),

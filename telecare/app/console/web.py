@@ -1,0 +1,322 @@
+"""The care team's web console: the live alert queue and one-click acknowledgement.
+
+FastAPI with Jinja2 templates and htmx (vendored in `static/`: the page works with no
+internet). The queue updates over server-sent events: every open console is told within a
+fraction of a second when any alert changes, is acknowledged or gets feedback, and fetches the
+queue again. Every form also works without JavaScript (a plain POST, then a redirect back).
+
+Every action goes through `AlertService`, the same code path as `telecare ack`, `close` and
+`feedback`, and is written to the console's audit log. Logins are by name and password
+(Argon2id) into a signed, HttpOnly, SameSite session cookie (Secure when served over TLS);
+every form carries a CSRF token bound to the session. A JSON API beside the pages takes
+bearer tokens: `GET /api/v1/alerts?status=firing`, `POST /api/v1/alerts/{id}/ack`.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run
+# time, and the dependencies they name are local to `make_app`.
+import asyncio
+import os
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from alerts.service import AlertService
+from telecare.alert import Alert, severity_rank
+from telecare.app.console.users import User, Users
+from telecare.config import Config
+from telecare.db import connect
+
+HERE = Path(__file__).resolve().parent
+SEVERITY_WORDS = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low",
+                  "info": "Info"}
+EVENT_POLL_S = 0.1  # how often the store is asked whether anything changed (one query)
+
+
+def _secret(data_dir: Path) -> str:
+    """The key that signs session cookies: TELECARE_CONSOLE_SECRET, else one made once and
+    kept in the data folder, readable by its owner only."""
+    env = os.environ.get("TELECARE_CONSOLE_SECRET")
+    if env:
+        return env
+    path = data_dir / "console.secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _age(raised_at: datetime, now: datetime) -> str:
+    minutes = int((now - raised_at).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} days"
+
+
+def _clock(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S") if ts else ""
+
+
+class Console:
+    """The state one console process shares between requests: its own store connection
+    (a lock around it: requests run on a thread pool), the people, the alerts service."""
+
+    def __init__(self, config: Config, data_dir: Path, service: AlertService | None = None,
+                 secure_cookies: bool = False) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.conn = connect(self.data_dir)
+        self.lock = threading.Lock()
+        self.users = Users(self.conn)
+        if service is None:
+            from alerts.notifiers import default_notifiers
+
+            # The notifiers only say which channels reach whom, so the notices an
+            # acknowledgement queues (telling the others who) cover every channel; the
+            # running alerts stage sends them.
+            service = AlertService(self.conn, config,
+                                   default_notifiers(os.environ.get("TELECARE_MQTT_URL")))
+        self.service = service
+        self.secure_cookies = secure_cookies
+        self._version: tuple[Any, ...] = ()
+        self._version_at = 0.0
+
+    def version(self) -> tuple[Any, ...]:
+        """Changes whenever an alert changes, is acknowledged or gets feedback. Asked by
+        every open console's event stream; the store is asked at most every EVENT_POLL_S."""
+        now = time.monotonic()
+        if now - self._version_at >= EVENT_POLL_S:
+            with self.lock:
+                row = self.conn.execute(
+                    "SELECT (SELECT coalesce(max(seq), 0) FROM alert_events),"
+                    " (SELECT count(*) FROM acknowledgements),"
+                    " (SELECT count(*) FROM feedback),"
+                    " (SELECT count(*) FROM notifications WHERE state != 'pending')").fetchone()
+            self._version, self._version_at = tuple(row), now
+        return self._version
+
+    def open_alerts(self, user: User, home: str | None = None) -> list[dict[str, Any]]:
+        """Firing alerts this person may see, most severe first, then oldest first."""
+        with self.lock:
+            alerts = [a for a in self.service.store.all() if a.status == "firing"
+                      and user.sees(a) and (home is None or a.home == home)]
+            alerts.sort(key=lambda a: (-severity_rank(a.severity), a.raised_at))
+            now = datetime.now(UTC)
+            return [self._row(a, now) for a in alerts]
+
+    def _row(self, alert: Alert, now: datetime) -> dict[str, Any]:
+        story = self.service.story(alert.id)
+        acks = story["acks"]
+        assert isinstance(acks, list)
+        told = story["told"]
+        assert isinstance(told, list)
+        return {"alert": alert, "words": SEVERITY_WORDS[alert.severity],
+                "age": _age(alert.raised_at, now),
+                "raised": alert.raised_at.isoformat(),
+                "acked_by": [(a[0], _clock(a[1])) for a in acks],
+                "told": [{"who": t[0], "channel": t[1], "kind": t[2], "state": t[3],
+                          "at": _clock(t[5] or t[4])} for t in told],
+                "escalation": story["escalation"]}
+
+    def alert_for(self, user: User, alert_id: str) -> Alert:
+        """The alert if this person may see it; 404 otherwise (whether it exists or not)."""
+        with self.lock:
+            alert = self.service.store.get(alert_id)
+        if alert is None or not user.sees(alert):
+            raise HTTPException(404, "no such alert")
+        return alert
+
+
+def make_app(console: Console) -> FastAPI:
+    app = FastAPI(title="telecare console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SessionMiddleware, secret_key=_secret(console.data_dir),
+                       session_cookie="telecare_session", same_site="lax",
+                       https_only=console.secure_cookies, max_age=12 * 3600)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    def csrf(request: Request) -> str:
+        token = request.session.get("csrf")
+        if not token:
+            token = request.session["csrf"] = secrets.token_urlsafe(24)
+        return str(token)
+
+    def check_csrf(request: Request, token: str) -> None:
+        if not token or not secrets.compare_digest(token, request.session.get("csrf", "")):
+            raise HTTPException(403, "the form has expired: load the page again")
+
+    def who(request: Request) -> User | None:
+        name = request.session.get("user")
+        return console.users.get(name) if name else None
+
+    def page_user(request: Request) -> User:
+        user = who(request)
+        if user is None:
+            raise HTTPException(303, headers={"Location": "/login"})
+        return user
+
+    def api_user(request: Request) -> User:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        user = console.users.by_token(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise HTTPException(401, "a bearer token is needed",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    def back(request: Request) -> Any:
+        """After a form: htmx gets the fresh queue; a plain browser is sent back."""
+        if request.headers.get("hx-request"):
+            return queue_fragment(request, page_user(request))
+        return RedirectResponse("/", status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, failed: int = 0) -> Any:
+        return templates.TemplateResponse(request, "login.html",
+                                          {"csrf": csrf(request), "failed": failed})
+
+    @app.post("/login")
+    def login(request: Request, name: Annotated[str, Form()],
+              password: Annotated[str, Form()], token: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        with console.lock:
+            user = console.users.login(name, password)
+        if user is None:
+            return RedirectResponse("/login?failed=1", status_code=303)
+        request.session.clear()  # a new session for the logged-in person
+        request.session["user"] = user.name
+        csrf(request)
+        with console.lock:
+            console.users.audit(user.name, "login", None)
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/logout")
+    def logout(request: Request, token: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    def queue_fragment(request: Request, user: User, home: str | None = None) -> Any:
+        return templates.TemplateResponse(request, "_queue.html", {
+            "rows": console.open_alerts(user, home), "csrf": csrf(request), "user": user})
+
+    @app.get("/", response_class=HTMLResponse)
+    def queue_page(request: Request, user: Annotated[User, Depends(page_user)],
+                   home: str | None = None) -> Any:
+        return templates.TemplateResponse(request, "queue.html", {
+            "rows": console.open_alerts(user, home), "csrf": csrf(request), "user": user,
+            "home": home or ""})
+
+    @app.get("/queue", response_class=HTMLResponse)
+    def queue(request: Request, user: Annotated[User, Depends(page_user)],
+              home: str | None = None) -> Any:
+        return queue_fragment(request, user, home)
+
+    @app.get("/events")
+    async def events(request: Request, user: Annotated[User, Depends(page_user)]) -> Any:
+        async def stream() -> AsyncIterator[str]:
+            last = await asyncio.to_thread(console.version)
+            yield "retry: 1000\n\n"
+            while not await request.is_disconnected():
+                await asyncio.sleep(EVENT_POLL_S)
+                now = await asyncio.to_thread(console.version)
+                if now != last:
+                    last = now
+                    yield "event: changed\ndata: queue\n\n"
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.post("/alerts/{alert_id}/ack")
+    def ack(request: Request, alert_id: str, user: Annotated[User, Depends(page_user)],
+            token: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        console.alert_for(user, alert_id)
+        with console.lock:
+            console.service.acknowledge(alert_id, user.name, note or None)
+            console.users.audit(user.name, "acknowledge", alert_id, note or None)
+        return back(request)
+
+    @app.post("/alerts/{alert_id}/close")
+    def close(request: Request, alert_id: str, user: Annotated[User, Depends(page_user)],
+              outcome: Annotated[str, Form()], token: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        console.alert_for(user, alert_id)
+        with console.lock:
+            console.service.resolve_by_person(alert_id, user.name, outcome)
+            console.users.audit(user.name, "close", alert_id, outcome)
+        return back(request)
+
+    @app.post("/alerts/{alert_id}/feedback")
+    def feedback(request: Request, alert_id: str, user: Annotated[User, Depends(page_user)],
+                 verdict: Annotated[str, Form()], why: Annotated[str, Form()] = "",
+                 token: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        console.alert_for(user, alert_id)
+        if verdict not in ("useful", "false_alarm"):
+            raise HTTPException(422, "verdict is useful or false_alarm")
+        with console.lock:
+            console.service.feedback(alert_id, user.name, verdict, why or None)
+            console.users.audit(user.name, f"feedback {verdict}", alert_id, why or None)
+        return back(request)
+
+    @app.get("/api/v1/alerts")
+    def api_alerts(user: Annotated[User, Depends(api_user)], status: str | None = None,
+                   home: str | None = None) -> Any:
+        with console.lock:
+            alerts = [a for a in console.service.store.all() if user.sees(a)
+                      and (status is None or a.status == status)
+                      and (home is None or a.home == home)]
+        return JSONResponse([a.to_json_obj() for a in alerts])
+
+    @app.post("/api/v1/alerts/{alert_id}/ack")
+    async def api_ack(request: Request, alert_id: str,
+                      user: Annotated[User, Depends(api_user)]) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        console.alert_for(user, alert_id)
+        by = str(body.get("by") or user.name)
+        note = body.get("note")
+        with console.lock:
+            console.service.acknowledge(alert_id, by, str(note) if note else None)
+            console.users.audit(user.name, "acknowledge (api)", alert_id, by)
+        return JSONResponse({"id": alert_id, "acknowledged_by": by})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        if exc.status_code == 303:
+            return RedirectResponse(exc.headers["Location"] if exc.headers else "/login",
+                                    status_code=303)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    return app
+
+
+def serve(console: Console, host: str, port: int, stop: threading.Event | None = None) -> None:
+    """Run the console with uvicorn until `stop` (or for ever)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(make_app(console), host=host, port=port,
+                                           log_level="warning", access_log=False))
+    if stop is not None:
+        def stop_when_told() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=stop_when_told, daemon=True).start()
+    server.run()

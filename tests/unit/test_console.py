@@ -1,0 +1,130 @@
+"""The console's pages, forms and API through FastAPI's test client (the browser tests are in
+tests/e2e/test_console_browser.py): logins, CSRF, who sees which home, the same alerts service
+as the CLI, the API's 401 and 404."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.store import AlertStore
+from telecare.alert import Alert
+from telecare.app.console.users import Users
+from telecare.app.console.web import Console, make_app
+from telecare.db import Transaction, connect
+from tests.builders import config_for, write_home
+
+RAISED = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+
+
+def alert(home: str, rule: str, severity: str, **evidence: str) -> Alert:
+    return Alert(f"{home}:{rule}:1", home, rule, severity, RAISED, "firing",  # type: ignore[arg-type]
+                 f"{rule} at {home}", dict(evidence))
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Console:
+    config = config_for(tmp_path, "h001", contacts=[
+        {"name": "Asha", "webhook": "http://127.0.0.1:9/a"},
+        {"name": "Ben", "webhook": "http://127.0.0.1:9/b"}],
+        escalation={"ack_within": "10m"})
+    write_home(tmp_path / "config", "h002")
+    from detect.rules import load_config
+
+    config = load_config(tmp_path / "config")
+    data = tmp_path / "data"
+    store = AlertStore(connect(data))
+    with Transaction(store.conn) as c:
+        store.record_in(c, [alert("h001", "pendant", "critical"),
+                            alert("h001", "cold_home", "medium"),
+                            alert("h002", "inactivity", "high"),
+                            alert("h001", "device_offline", "low", audience="technical")])
+    users = Users(connect(data))
+    users.add("olu", "operator", [], "pw-olu")
+    users.add("fay", "family", ["h001"], "pw-fay")
+    users.add("tec", "technical", [], "pw-tec")
+    return Console(config, data)
+
+
+def login(client: TestClient, name: str, password: str) -> str:
+    page = client.get("/login").text
+    token = re.search(r'name="token" value="([^"]+)"', page)
+    assert token
+    client.post("/login", data={"name": name, "password": password, "token": token.group(1)})
+    home = client.get("/")
+    assert home.status_code == 200, home.text
+    found = re.search(r'name="token" value="([^"]+)"', home.text)
+    assert found
+    return found.group(1)
+
+
+def test_pages_need_a_login_and_a_wrong_password_is_refused(console: Console) -> None:
+    client = TestClient(make_app(console))
+    first = client.get("/", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/login"
+    page = client.get("/login").text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    wrong = client.post("/login", data={"name": "olu", "password": "nope", "token": token},
+                        follow_redirects=False)
+    assert wrong.headers["location"] == "/login?failed=1"
+    cookie = client.cookies.get("telecare_session")
+    assert cookie is not None
+
+
+def test_the_queue_is_by_severity_in_words_and_acknowledging_goes_through_the_service(
+        console: Console) -> None:
+    client = TestClient(make_app(console))
+    token = login(client, "olu", "pw-olu")
+    page = client.get("/").text
+    order = [m for m in re.findall(r'data-alert="([^"]+)"', page)]
+    assert order == ["h001:pendant:1", "h002:inactivity:1", "h001:cold_home:1",
+                     "h001:device_offline:1"]
+    assert ">Critical<" in page and ">High<" in page  # words, not colour alone
+    # A form without its token is refused; with it, the alert is acknowledged by this person.
+    assert client.post("/alerts/h001:pendant:1/ack", data={}).status_code == 403
+    done = client.post("/alerts/h001:pendant:1/ack", data={"token": token},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    story = console.service.story("h001:pendant:1")
+    assert [a[0] for a in story["acks"]] == ["olu"]  # type: ignore[union-attr]
+    assert "Taken by olu" in client.get("/").text
+    assert console.users.audit_log()[0][1:4] == ("olu", "acknowledge", "h001:pendant:1")
+
+
+def test_family_see_only_their_home_and_never_device_faults(console: Console) -> None:
+    client = TestClient(make_app(console))
+    token = login(client, "fay", "pw-fay")
+    page = client.get("/").text
+    assert set(re.findall(r'data-alert="([^"]+)"', page)) == {"h001:pendant:1",
+                                                              "h001:cold_home:1"}
+    # Another home's alert, or a fault for the technical team: as if it did not exist.
+    assert client.post("/alerts/h002:inactivity:1/ack", data={"token": token}).status_code \
+        == 404
+    tech = TestClient(make_app(console))
+    login(tech, "tec", "pw-tec")
+    assert re.findall(r'data-alert="([^"]+)"', tech.get("/").text) == ["h001:device_offline:1"]
+
+
+def test_the_api_takes_bearer_tokens_401_without_404_for_another_homes_alert(
+        console: Console) -> None:
+    token = console.users.add("fay-api", "family", ["h001"], None, with_token=True)
+    client = TestClient(make_app(console))
+    assert client.get("/api/v1/alerts").status_code == 401
+    assert client.get("/api/v1/alerts", headers={"Authorization": "Bearer wrong"}
+                      ).status_code == 401
+    auth = {"Authorization": f"Bearer {token}"}
+    got = client.get("/api/v1/alerts?status=firing", headers=auth).json()
+    assert {a["id"] for a in got} == {"h001:pendant:1", "h001:cold_home:1"}
+    assert set(got[0]) >= {"id", "home", "rule", "severity", "raised_at", "status", "message",
+                           "evidence"}
+    assert client.post("/api/v1/alerts/h002:inactivity:1/ack", headers=auth,
+                       json={"by": "Fay"}).status_code == 404
+    ok = client.post("/api/v1/alerts/h001:cold_home:1/ack", headers=auth,
+                     json={"by": "Fay", "note": "on my way"})
+    assert ok.json() == {"id": "h001:cold_home:1", "acknowledged_by": "Fay"}
+    acks = console.service.story("h001:cold_home:1")["acks"]
+    assert [(a[0], a[2]) for a in acks] == [("Fay", "on my way")]  # type: ignore[union-attr]
