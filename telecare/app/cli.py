@@ -655,14 +655,17 @@ def bridge(bundle: str, bridge: str, out_dir: str) -> None:
 @click.option("--speed", default=4000.0, show_default=True, type=click.FloatRange(1),
               help="how much faster than real time the simulated days run")
 @click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--keep-console", is_flag=True,
+              help="leave the care team's console running at the end, until Ctrl-C")
 @log_option
-def demo(speed: float, seed: int, log_level: str) -> None:
+def demo(speed: float, seed: int, keep_console: bool, log_level: str) -> None:
     """A simulated home through the live pipeline, on this machine, with nothing installed:
-    prints each alert as it reaches the carer, then a summary."""
+    prints each alert as it reaches the carer, then a summary; the care team's web console
+    runs beside it (its address and a login are printed)."""
     from telecare.app.demo import run_demo
 
     _setup_logging("warning" if log_level == "info" else log_level)
-    ok = run_demo(speed=speed, seed=seed)
+    ok = run_demo(speed=speed, seed=seed, keep_console=keep_console)
     sys.exit(0 if ok else 1)
 
 

@@ -8,6 +8,7 @@ carer's webhook served here; each alert is printed as it reaches the carer, in p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -82,7 +83,61 @@ def _demo_config(workdir: Path, webhook: str) -> tuple[Path, dict[str, Any]]:
     return config_dir, home
 
 
-def run_demo(speed: float = 4000.0, seed: int = 7) -> bool:
+class DemoConsole:
+    """The care team's web console on the demo's data, with a throwaway operator login."""
+
+    def __init__(self, config: Any, data: Path) -> None:
+        import secrets
+
+        from telecare.app.console.users import Users
+        from telecare.db import connect
+
+        self.password = secrets.token_urlsafe(9)
+        Users(connect(data)).add("demo", "operator", [], self.password)
+        self.config, self.data = config, data
+        self.port = free_port()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        from telecare.app.console.web import Console, serve
+
+        self.thread = threading.Thread(
+            target=serve, args=(Console(self.config, self.data), "127.0.0.1", self.port,
+                                self.stop), name="console", daemon=True)
+        self.thread.start()
+
+    def open_alerts(self) -> int | None:
+        """Log in as the demo operator and count the queue's open alerts, as a browser would
+        (None if the console did not answer)."""
+        import re
+
+        import requests
+
+        session = requests.Session()
+        try:
+            page = session.get(self.url + "login", timeout=5).text
+            token = re.search(r'name="token" value="([^"]+)"', page)
+            queue = session.post(self.url + "login", timeout=5, data={
+                "name": "demo", "password": self.password,
+                "token": token.group(1) if token else ""})
+        except requests.RequestException:
+            return None
+        if queue.status_code != 200 or 'id="queue"' not in queue.text:
+            return None
+        return queue.text.count('class="alert ')
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(10)
+
+
+def run_demo(speed: float = 4000.0, seed: int = 7, keep_console: bool = False) -> bool:
     from simulators.devices import SimDevice
     from simulators.home import simulate_home
     from simulators.replay import Publisher, replay
@@ -104,6 +159,10 @@ def run_demo(speed: float = 4000.0, seed: int = 7) -> bool:
                    f"{lab.kind} at {lab.start:%a %H:%M} UTC" for lab in sim.labels))
     pipeline = Pipeline(config, workdir / "data", url, protocol)
     pipeline.start()
+    console = DemoConsole(config, workdir / "data")
+    console.start()
+    click.echo(f"Care team's console: {console.url} (log in as demo, password "
+               f"{console.password})")
     ok = False
     try:
         if not pipeline.wait_connected(15):
@@ -121,8 +180,14 @@ def run_demo(speed: float = 4000.0, seed: int = 7) -> bool:
                         ).wait_for_publish(5)
         sent = replay(sim.readings, url, speed=speed, progress=False, on_published=on_published)
         _wait_until_quiet(pipeline, sent + 2, 30)
-        ok = _summary(sim.readings, sim.labels, pipeline, carer, published)
+        shown = console.open_alerts()
+        ok = _summary(sim.readings, sim.labels, pipeline, carer, published, shown)
+        if keep_console:
+            click.echo(f"The console stays up at {console.url} until Ctrl-C.")
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
     finally:
+        console.close()
         pipeline.stop()
         carer.stop()
         if embedded is not None:
@@ -153,7 +218,7 @@ def _wait_until_quiet(pipeline: Any, published: int, timeout: float) -> None:
 
 
 def _summary(readings: list[Reading], labels: list[Any], pipeline: Any, carer: CarerWebhook,
-             published: dict[str, float]) -> bool:
+             published: dict[str, float], console_shown: int | None) -> bool:
     counters = pipeline.ingest.counters
     with carer.lock:
         received = list(carer.received)
@@ -185,6 +250,9 @@ def _summary(readings: list[Reading], labels: list[Any], pipeline: Any, carer: C
     everything = counters["stored"] + counters["duplicates"] == len(readings)
     if not everything:
         click.echo("NOT every published reading was stored")
-    ok = not missing and fast and everything and counters["dead_lettered"] == 2
+    click.echo(f"console: {console_shown} open alerts in the queue" if console_shown
+               else "console: its queue DID NOT SHOW the open alerts")
+    ok = not missing and fast and everything and counters["dead_lettered"] == 2 and \
+        bool(console_shown)
     click.echo("demo " + ("passed" if ok else "FAILED"))
     return ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -134,6 +135,8 @@ def test_the_readme_demo_runs_on_the_embedded_broker_and_passes(tmp_path: Path) 
     assert "[CRITICAL pendant]" in proc.stdout
     assert "pendant press -> carer's webhook:" in proc.stdout
     assert "demo passed" in proc.stdout
+    assert "Care team's console: http://127.0.0.1:" in proc.stdout
+    assert re.search(r"console: [1-9]\d* open alerts in the queue", proc.stdout), proc.stdout
 
 
 ORDONEZ = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "ordonez"

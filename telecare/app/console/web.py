@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -181,6 +181,10 @@ def make_app(console: Console) -> FastAPI:
         if request.headers.get("hx-request"):
             return queue_fragment(request, page_user(request))
         return RedirectResponse("/", status_code=303)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        return Response(status_code=204)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, failed: int = 0) -> Any:

@@ -1,3 +1,25 @@
+// The queue follows the server's events: on each, the queue is fetched again and swapped in
+// (then handed to htmx, so its one-click forms work). Plain fetch and no timers on this path:
+// a browser slows the timers of a page in the background, and a care team's console often is.
+(function () {
+  var queue = document.getElementById("queue");
+  if (!queue || !window.EventSource) return;
+  var busy = false, again = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(queue.getAttribute("data-src"), {credentials: "same-origin",
+                                            headers: {"HX-Request": "true"}})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null) { queue.innerHTML = html; if (window.htmx) window.htmx.process(queue); }
+      })
+      .finally(function () { busy = false; if (again) { again = false; refresh(); } });
+  }
+  var events = new EventSource(queue.getAttribute("data-events"));
+  events.addEventListener("changed", refresh);
+})();
+
 // The queue's ages tick, and a critical alert that nobody has taken sounds until someone does.
 (function () {
   function minutes(raised) { return Math.max(0, Math.floor((Date.now() - Date.parse(raised)) / 60000)); }
