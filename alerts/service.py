@@ -28,6 +28,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from alerts import plan
 from alerts.notifiers import DeliveryError, LogNotifier, Notice, Notifier, WebhookNotifier
@@ -71,6 +72,14 @@ CREATE TABLE IF NOT EXISTS escalations (
     next_step_at REAL,
     repeats INTEGER NOT NULL DEFAULT 0,
     next_repeat_at REAL
+);
+-- "Give me N minutes": the chain and reminders wait until `until`, then resume by themselves
+-- (state 'held' in escalations): a hold is never a forgotten acknowledgement.
+CREATE TABLE IF NOT EXISTS holds (
+    alert_id TEXT NOT NULL,
+    by_whom TEXT NOT NULL,
+    at REAL NOT NULL,
+    until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts_meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -191,7 +200,7 @@ class AlertService:
         now = self._now()
         due = self.conn.execute(
             "SELECT alert_id, step, next_step_at, repeats, next_repeat_at FROM escalations"
-            " WHERE state = 'open' AND (next_step_at <= ? OR next_repeat_at <= ?)",
+            " WHERE state IN ('open', 'held') AND (next_step_at <= ? OR next_repeat_at <= ?)",
             (now, now)).fetchall()
         done = 0
         for alert_id, step, next_step_at, repeats, next_repeat_at in due:
@@ -206,9 +215,14 @@ class AlertService:
             with Transaction(self.conn) as c:
                 state = c.execute("SELECT state, step, repeats FROM escalations WHERE"
                                   " alert_id = ?", (alert_id,)).fetchone()
-                if state is None or state[0] != "open" or state[1] != step or \
+                if state is None or state[0] not in ("open", "held") or state[1] != step or \
                         state[2] != repeats:
                     continue  # acknowledged or moved on meanwhile
+                if state[0] == "held":
+                    # The hold ran out with nobody acknowledging: the chain goes on from here.
+                    c.execute("UPDATE escalations SET state = 'open' WHERE alert_id = ?",
+                              (alert_id,))
+                    log.info("the hold on %s ran out; escalation resumes", alert_id)
                 told = self._told(c, alert_id)  # before this step: the newly asked get no
                 # reminder in the same breath
                 if next_step_at is not None and next_step_at <= now:
@@ -381,7 +395,7 @@ class AlertService:
             c.execute("INSERT OR IGNORE INTO acknowledgements VALUES (?,?,?,?)",
                       (alert_id, by, now, note))
             first = c.execute("UPDATE escalations SET state='acknowledged' WHERE alert_id=?"
-                              " AND state='open'", (alert_id,)).rowcount
+                              " AND state IN ('open', 'held')", (alert_id,)).rowcount
             _drop_reminders(c, alert_id)
             told = self._told(c, alert_id)
             if first or home.escalation is None:
@@ -392,6 +406,26 @@ class AlertService:
         self.wake.set()
         log.info("%s acknowledged by a contact", alert_id)
         return True
+
+    def hold(self, alert_id: str, by: str, minutes: float) -> bool:
+        """`by` is looking into it and asks for `minutes`: the chain's next step and the
+        reminders wait until then, and resume by themselves if nobody has acknowledged.
+        False if the alert is not firing or its home has no escalation to hold."""
+        alert = self.store.get(alert_id)
+        if alert is None or alert.status != "firing" or minutes <= 0:
+            return False
+        now = self._now()
+        until = now + minutes * 60
+        with Transaction(self.conn) as c:
+            held = c.execute(
+                "UPDATE escalations SET state = 'held', next_step_at = CASE WHEN next_step_at"
+                " IS NULL THEN NULL ELSE max(next_step_at, ?) END, next_repeat_at = CASE WHEN"
+                " next_repeat_at IS NULL THEN NULL ELSE max(next_repeat_at, ?) END WHERE"
+                " alert_id = ? AND state IN ('open', 'held')", (until, until, alert_id)).rowcount
+            if held:
+                c.execute("INSERT INTO holds VALUES (?,?,?,?)", (alert_id, by, now, until))
+        self.wake.set()
+        return bool(held)
 
     def resolve_by_person(self, alert_id: str, by: str, outcome: str) -> bool:
         alert = self.store.get(alert_id)
@@ -446,6 +480,32 @@ class AlertService:
             " kind FROM notifications ORDER BY id").fetchall()
         return [Delivery(*r) for r in rows]
 
+    def open_stories(self) -> list[tuple[Alert, dict[str, list[Any]]]]:
+        """Every firing alert with its story (as `story`), in a few queries whatever their
+        number: the console's queue asks for it at every change."""
+        c = self.conn
+        firing = "(SELECT id FROM alerts WHERE status = 'firing')"
+        alerts = self.store.all_firing()
+        out: dict[str, dict[str, list[Any]]] = {
+            a.id: {"acks": [], "told": [], "escalation": [], "feedback": [], "holds": []}
+            for a in alerts}
+        queries = (
+            ("acks", "SELECT alert_id, by_whom, at, note FROM acknowledgements WHERE alert_id"
+                     f" IN {firing} ORDER BY at"),
+            ("told", "SELECT alert_id, contact, channel, kind, state, created, sent_at,"
+                     f" last_error FROM notifications WHERE alert_id IN {firing} ORDER BY id"),
+            ("escalation", "SELECT alert_id, state, step, next_step_at, repeats,"
+                           f" next_repeat_at FROM escalations WHERE alert_id IN {firing}"),
+            ("feedback", "SELECT alert_id, by_whom, verdict, why, at FROM feedback WHERE"
+                         f" alert_id IN {firing} ORDER BY at"),
+            ("holds", f"SELECT alert_id, by_whom, at, until FROM holds WHERE alert_id IN"
+                      f" {firing} ORDER BY at"))
+        for part, sql in queries:
+            for row in c.execute(sql):
+                if row[0] in out:
+                    out[row[0]][part].append(tuple(row[1:]))
+        return [(a, out[a.id]) for a in alerts]
+
     def story(self, alert_id: str) -> dict[str, object]:
         """What happened to one alert, for the console: who acknowledged it when, who was
         told (by which channel, when, how it went), where the escalation stands, and the
@@ -460,7 +520,10 @@ class AlertService:
                         " escalations WHERE alert_id = ?", (alert_id,)).fetchone()
         verdicts = c.execute("SELECT by_whom, verdict, why, at FROM feedback WHERE"
                              " alert_id = ? ORDER BY at", (alert_id,)).fetchall()
-        return {"acks": acks, "told": told, "escalation": esc, "feedback": verdicts}
+        holds = c.execute("SELECT by_whom, at, until FROM holds WHERE alert_id = ? ORDER BY"
+                          " at", (alert_id,)).fetchall()
+        return {"acks": acks, "told": told, "escalation": esc, "feedback": verdicts,
+                "holds": holds}
 
     # --- running -------------------------------------------------------------------------
 

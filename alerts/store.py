@@ -102,6 +102,11 @@ class AlertStore:
         rows = self.conn.execute("SELECT body FROM alerts ORDER BY raised_at, id").fetchall()
         return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
 
+    def all_firing(self) -> list[Alert]:
+        rows = self.conn.execute("SELECT body FROM alerts WHERE status = 'firing' ORDER BY"
+                                 " raised_at, id").fetchall()
+        return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
+
     def firing(self, home: str) -> list[Alert]:
         rows = self.conn.execute("SELECT body FROM alerts WHERE home = ? AND status = 'firing'"
                                  " ORDER BY raised_at, id", (home,)).fetchall()

@@ -128,3 +128,20 @@ def test_the_api_takes_bearer_tokens_401_without_404_for_another_homes_alert(
     assert ok.json() == {"id": "h001:cold_home:1", "acknowledged_by": "Fay"}
     acks = console.service.story("h001:cold_home:1")["acks"]
     assert [(a[0], a[2]) for a in acks] == [("Fay", "on my way")]  # type: ignore[union-attr]
+
+
+def test_a_hold_from_the_console_pauses_the_chain_and_says_until_when(
+        console: Console) -> None:
+    console.service.route()  # the escalation rows, as the running alerts stage makes them
+    client = TestClient(make_app(console))
+    token = login(client, "olu", "pw-olu")
+    page = client.get("/").text
+    assert 'action="/alerts/h001:pendant:1/hold"' in page
+    client.post("/alerts/h001:pendant:1/hold", data={"token": token, "minutes": "15"})
+    story = console.service.story("h001:pendant:1")
+    assert [h[0] for h in story["holds"]] == ["olu"]  # type: ignore[union-attr]
+    assert story["escalation"][0] == "held"  # type: ignore[index]
+    assert "Held by olu until" in client.get("/").text
+    too_long = client.post("/alerts/h001:pendant:1/hold", data={"token": token,
+                                                                "minutes": "100000"})
+    assert too_long.status_code == 422

@@ -336,3 +336,27 @@ def test_an_mqtt_contact_without_a_broker_is_a_reported_failure_not_silence(
     (d,) = service.deliveries()
     assert (d.channel, d.state, d.last_error) == \
         ("mqtt", "failed", "no MQTT broker configured for notices (--mqtt)")
+
+
+def test_a_hold_delays_the_chain_and_runs_out_by_itself(tmp_path: Path) -> None:
+    """'Give me 20 minutes': nobody else is told while the hold lasts; when it runs out with
+    nobody acknowledging, the chain goes on by itself (no forgotten acknowledgement)."""
+    clock = Clock()
+    service, daughter, neighbour, responder = three(tmp_path, clock)
+    record(service, an_alert())
+    service.step()
+    assert heard(daughter) == [("h001:inactivity:1", "alert")]
+    clock.now += 2 * MIN
+    assert service.hold("h001:inactivity:1", "daughter", 20)
+    for _ in range(21):  # 10 minutes would have told the neighbour; the hold says wait
+        clock.now += 1 * MIN
+        service.step()
+        if clock.now < utc("2026-01-05 14:22").timestamp():
+            assert heard(neighbour) == [], clock()
+    assert heard(neighbour) == [("h001:inactivity:1", "alert")]  # at 14:22, it ran out
+    story = service.story("h001:inactivity:1")
+    assert [h[0] for h in story["holds"]] == ["daughter"]  # type: ignore[union-attr]
+    assert story["escalation"][0] == "open"  # type: ignore[index]
+    # A hold on an acknowledged alert holds nothing.
+    service.acknowledge("h001:inactivity:1", "neighbour")
+    assert not service.hold("h001:inactivity:1", "daughter", 20)

@@ -110,25 +110,24 @@ class Console:
     def open_alerts(self, user: User, home: str | None = None) -> list[dict[str, Any]]:
         """Firing alerts this person may see, most severe first, then oldest first."""
         with self.lock:
-            alerts = [a for a in self.service.store.all() if a.status == "firing"
-                      and user.sees(a) and (home is None or a.home == home)]
-            alerts.sort(key=lambda a: (-severity_rank(a.severity), a.raised_at))
-            now = datetime.now(UTC)
-            return [self._row(a, now) for a in alerts]
+            stories = [(a, st) for a, st in self.service.open_stories()
+                       if user.sees(a) and (home is None or a.home == home)]
+        stories.sort(key=lambda x: (-severity_rank(x[0].severity), x[0].raised_at))
+        now = datetime.now(UTC)
+        return [self._row(a, st, now) for a, st in stories]
 
-    def _row(self, alert: Alert, now: datetime) -> dict[str, Any]:
-        story = self.service.story(alert.id)
-        acks = story["acks"]
-        assert isinstance(acks, list)
-        told = story["told"]
-        assert isinstance(told, list)
+    def _row(self, alert: Alert, story: dict[str, list[Any]], now: datetime
+             ) -> dict[str, Any]:
+        holds = [(h[0], _clock(h[2])) for h in story["holds"] if h[2] > now.timestamp()]
+        esc = story["escalation"][0] if story["escalation"] else None
         return {"alert": alert, "words": SEVERITY_WORDS[alert.severity],
                 "age": _age(alert.raised_at, now),
                 "raised": alert.raised_at.isoformat(),
-                "acked_by": [(a[0], _clock(a[1])) for a in acks],
+                "acked_by": [(a[0], _clock(a[1])) for a in story["acks"]],
+                "held": holds[-1] if holds and esc is not None and esc[0] == "held" else None,
                 "told": [{"who": t[0], "channel": t[1], "kind": t[2], "state": t[3],
-                          "at": _clock(t[5] or t[4])} for t in told],
-                "escalation": story["escalation"]}
+                          "at": _clock(t[5] or t[4])} for t in story["told"]],
+                "escalation": esc}
 
     def alert_for(self, user: User, alert_id: str) -> Alert:
         """The alert if this person may see it; 404 otherwise (whether it exists or not)."""
@@ -250,6 +249,17 @@ def make_app(console: Console) -> FastAPI:
         with console.lock:
             console.service.acknowledge(alert_id, user.name, note or None)
             console.users.audit(user.name, "acknowledge", alert_id, note or None)
+        return back(request)
+
+    @app.post("/alerts/{alert_id}/hold")
+    def hold(request: Request, alert_id: str, user: Annotated[User, Depends(page_user)],
+             minutes: Annotated[int, Form(ge=1, le=240)] = 15,
+             token: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        console.alert_for(user, alert_id)
+        with console.lock:
+            if console.service.hold(alert_id, user.name, minutes):
+                console.users.audit(user.name, f"hold {minutes} min", alert_id)
         return back(request)
 
     @app.post("/alerts/{alert_id}/close")
