@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 SEVERITY_WORDS = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low",
                   "info": "Info"}
 EVENT_POLL_S = 0.1  # how often the store is asked whether anything changed (one query)
+# Stands in for each session's CSRF token in a queue rendered once for everyone who sees it.
+_CSRF_SLOT = "\x00csrf\x00"
 
 
 def _secret(data_dir: Path) -> str:
@@ -92,6 +94,11 @@ class Console:
         self.secure_cookies = secure_cookies
         self._version: tuple[Any, ...] = ()
         self._version_at = 0.0
+        # The queue as rendered for each view (who may see what, which home) at one version
+        # of the store: after a change, fifty open consoles ask at once, and rendering a
+        # thousand alerts fifty times took seconds; now once, and each gets its own token.
+        self._rendered: dict[tuple[Any, ...], str] = {}
+        self._render_lock = threading.Lock()
 
     def version(self) -> tuple[Any, ...]:
         """Changes whenever an alert changes, is acknowledged or gets feedback. Asked by
@@ -103,9 +110,17 @@ class Console:
                     "SELECT (SELECT coalesce(max(seq), 0) FROM alert_events),"
                     " (SELECT count(*) FROM acknowledgements),"
                     " (SELECT count(*) FROM feedback),"
+                    " (SELECT count(*) FROM holds),"
+                    " (SELECT count(*) FROM escalations WHERE state = 'open'),"
+                    " (SELECT coalesce(max(id), 0) FROM notifications),"
                     " (SELECT count(*) FROM notifications WHERE state != 'pending')").fetchone()
             self._version, self._version_at = tuple(row), now
         return self._version
+
+    def touched(self) -> None:
+        """This console changed something: the next look at the store is not to wait for
+        the cache (a page shown just after acknowledging shows it acknowledged)."""
+        self._version_at = 0.0
 
     def open_alerts(self, user: User, home: str | None = None) -> list[dict[str, Any]]:
         """Firing alerts this person may see, most severe first, then oldest first."""
@@ -128,6 +143,21 @@ class Console:
                 "told": [{"who": t[0], "channel": t[1], "kind": t[2], "state": t[3],
                           "at": _clock(t[5] or t[4])} for t in story["told"]],
                 "escalation": esc}
+
+    def queue_html(self, user: User, home: str | None, csrf: str,
+                   render: Callable[[list[dict[str, Any]], str], str]) -> str:
+        """The queue for this person, rendered once per view and version of the store."""
+        version = self.version()
+        key = (version, user.role, user.homes, home)
+        with self._render_lock:
+            html = self._rendered.get(key)
+            if html is None:
+                html = render(self.open_alerts(user, home), _CSRF_SLOT)
+                if self._rendered and next(iter(self._rendered))[0] != version:
+                    self._rendered = {}
+                if len(self._rendered) < 256:
+                    self._rendered[key] = html
+        return html.replace(_CSRF_SLOT, csrf)
 
     def alert_for(self, user: User, alert_id: str) -> Alert:
         """The alert if this person may see it; 404 otherwise (whether it exists or not)."""
@@ -177,6 +207,7 @@ def make_app(console: Console) -> FastAPI:
 
     def back(request: Request) -> Any:
         """After a form: htmx gets the fresh queue; a plain browser is sent back."""
+        console.touched()
         if request.headers.get("hx-request"):
             return queue_fragment(request, page_user(request))
         return RedirectResponse("/", status_code=303)
@@ -211,16 +242,21 @@ def make_app(console: Console) -> FastAPI:
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
+    fragment = templates.get_template("_queue.html")
+
+    def queue_html(request: Request, user: User, home: str | None) -> str:
+        return console.queue_html(user, home, csrf(request),
+                                  lambda rows, token: fragment.render(rows=rows, csrf=token))
+
     def queue_fragment(request: Request, user: User, home: str | None = None) -> Any:
-        return templates.TemplateResponse(request, "_queue.html", {
-            "rows": console.open_alerts(user, home), "csrf": csrf(request), "user": user})
+        return HTMLResponse(queue_html(request, user, home))
 
     @app.get("/", response_class=HTMLResponse)
     def queue_page(request: Request, user: Annotated[User, Depends(page_user)],
                    home: str | None = None) -> Any:
         return templates.TemplateResponse(request, "queue.html", {
-            "rows": console.open_alerts(user, home), "csrf": csrf(request), "user": user,
-            "home": home or ""})
+            "queue_html": queue_html(request, user, home), "csrf": csrf(request),
+            "user": user, "home": home or ""})
 
     @app.get("/queue", response_class=HTMLResponse)
     def queue(request: Request, user: Annotated[User, Depends(page_user)],
@@ -308,6 +344,7 @@ def make_app(console: Console) -> FastAPI:
         with console.lock:
             console.service.acknowledge(alert_id, by, str(note) if note else None)
             console.users.audit(user.name, "acknowledge (api)", alert_id, by)
+        console.touched()
         return JSONResponse({"id": alert_id, "acknowledged_by": by})
 
     @app.exception_handler(HTTPException)
