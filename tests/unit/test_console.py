@@ -145,3 +145,19 @@ def test_a_hold_from_the_console_pauses_the_chain_and_says_until_when(
     too_long = client.post("/alerts/h001:pendant:1/hold", data={"token": token,
                                                                 "minutes": "100000"})
     assert too_long.status_code == 422
+
+
+def test_response_times_and_the_audit_log_pages(console: Console) -> None:
+    client = TestClient(make_app(console))
+    token = login(client, "olu", "pw-olu")
+    client.post("/alerts/h001:pendant:1/ack", data={"token": token})
+    report = client.get("/report").text
+    assert "Response times" in report and ">h001<" in report and ">h002<" in report
+    assert "97.5% of calls answered within 60 s" in report
+    audit = client.get("/audit").text
+    assert "acknowledge" in audit and "h001:pendant:1" in audit and ">olu<" in audit
+    family = TestClient(make_app(console))
+    login(family, "fay", "pw-fay")
+    assert family.get("/audit").status_code == 404  # not for family members
+    theirs = family.get("/report").text
+    assert ">h001<" in theirs and ">h002<" not in theirs

@@ -277,6 +277,32 @@ def make_app(console: Console) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
+    @app.get("/report", response_class=HTMLResponse)
+    def report(request: Request, user: Annotated[User, Depends(page_user)]) -> Any:
+        """Response figures per severity and per home, against the social-alarm yardstick."""
+        from alerts.report import YARDSTICK, gather
+
+        with console.lock:
+            by_sev, by_home = gather(console.conn)
+        homes = {h: t.row() for h, t in sorted(by_home.items()) if user.sees_home(h)}
+        severities = {s: t.row() for s, t in by_sev.items()} \
+            if user.role in ("operator", "admin") else {}
+        return templates.TemplateResponse(request, "report.html", {
+            "csrf": csrf(request), "user": user, "severities": severities, "homes": homes,
+            "yardstick": YARDSTICK})
+
+    @app.get("/audit", response_class=HTMLResponse)
+    def audit(request: Request, user: Annotated[User, Depends(page_user)]) -> Any:
+        """Who did what, when: every login and action taken in the console."""
+        if user.role not in ("operator", "admin"):
+            raise HTTPException(404, "no such page")
+        with console.lock:
+            rows = [(datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S"), who, what,
+                     alert_id or "", detail or "")
+                    for at, who, what, alert_id, detail in console.users.audit_log(200)]
+        return templates.TemplateResponse(request, "audit.html", {
+            "csrf": csrf(request), "user": user, "rows": rows})
+
     @app.post("/alerts/{alert_id}/ack")
     def ack(request: Request, alert_id: str, user: Annotated[User, Depends(page_user)],
             token: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Any:
