@@ -48,6 +48,9 @@ class Notice:
     round: str = "0"
     by: str | None = None
     secret: str | None = field(default=None, repr=False)  # the contact's webhook signing key
+    # A signed, expiring link that acknowledges this alert as this person (telecare.links),
+    # when the console's address is known.
+    ack_url: str | None = None
 
     def idempotency_key(self) -> str:
         base = f"{self.alert.id}/{self.alert.status}"
@@ -72,8 +75,10 @@ class Notice:
             return f"{self.by} has taken this on. You do not need to act.\n\n{a.message}"
         if self.kind == "resolved":
             return f"{a.resolution or 'The condition has cleared.'}\n\nIt was: {a.message}"
+        how = f":\n{self.ack_url}" if self.ack_url else "."
         return (f"{a.message}\n\nSeverity: {a.severity}. Alert {a.id}.\nWhen you are "
-                "dealing with it, acknowledge this alert, so the next person is not called.")
+                f"dealing with it, acknowledge this alert, so the next person is not called"
+                f"{how}")
 
 
 def group_text(notices: list[Notice]) -> tuple[str, str]:
@@ -139,6 +144,8 @@ class WebhookNotifier:
                        "X-Telecare-Notice": notice.kind}
             if notice.by:
                 headers["X-Telecare-Acknowledged-By"] = notice.by
+            if notice.ack_url:  # a header: the body stays the contract's alert object
+                headers["X-Telecare-Ack-URL"] = notice.ack_url
             body = notice.alert.to_json()
             if notice.secret:
                 headers.update(sign_webhook(notice.secret, notice.idempotency_key(), body,

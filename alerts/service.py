@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from telecare.alert import alert_id as make_alert_id
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config, Contact, HomeConfig, read_secret
 from telecare.db import PerThread, Transaction, connect
+from telecare.links import ack_token, console_secret
 from telecare.stage import StageStatus, Wake, describe
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,9 @@ class AlertService:
         self.ok_cursor = int(row[0]) if row else 0
         self._asked = PerThread(conn, lambda c: c)  # /metrics and /healthz ask from elsewhere
         self._db_dir = self._asked.data_dir
+        # Where the care team's console answers, for the acknowledge link in each notice.
+        self.console_url = (os.environ.get("TELECARE_CONSOLE_URL") or "").rstrip("/") or None
+        self._link_secret: str | None = None
 
     # --- 1. route ------------------------------------------------------------------------
 
@@ -278,7 +283,11 @@ class AlertService:
                 conn.execute("UPDATE notifications SET state='failed', last_error=? WHERE"
                              " id=?", ("no such alert", row_id))
                 continue
-            notice = Notice(Alert.from_json_obj(json.loads(body)), kind, round_, by)
+            alert = Alert.from_json_obj(json.loads(body))
+            link = None
+            if self.console_url and kind in ("alert", "reminder") and alert.status == "firing":
+                link = f"{self.console_url}/ack/{ack_token(self._link_key(), alert.id, contact)}"
+            notice = Notice(alert, kind, round_, by, ack_url=link)
             notifier = self.notifiers.get(chan)
             key = (chan, target, contact, home) if notifier is not None and \
                 notifier.groups else (chan, target, contact, str(row_id))
@@ -334,6 +343,11 @@ class AlertService:
             return
         conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
                      f" WHERE id IN ({marks})", (attempts, self._now(), *ids))
+
+    def _link_key(self) -> str:
+        if self._link_secret is None:
+            self._link_secret = console_secret(self._db_dir)
+        return self._link_secret
 
     def _now(self) -> float:
         """The service's clock as Unix seconds, as the store keeps times."""

@@ -5,7 +5,7 @@ as the CLI, the API's 401 and 404."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,50 @@ def test_response_times_and_the_audit_log_pages(console: Console) -> None:
     assert family.get("/audit").status_code == 404  # not for family members
     theirs = family.get("/report").text
     assert ">h001<" in theirs and ">h002<" not in theirs
+
+
+def test_every_alert_notice_carries_a_signed_link_that_acknowledges_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts.service import AlertService
+    from detect.rules import load_config
+    from telecare.links import read_ack_token
+    from tests.conftest import WebhookReceiver
+
+    monkeypatch.setenv("TELECARE_CONSOLE_URL", "https://console.example.org/")
+    monkeypatch.setenv("TELECARE_CONSOLE_SECRET", "a-test-key-of-some-length")
+    asha = WebhookReceiver()
+    try:
+        config = load_config(write_home(tmp_path / "config", "h001", contacts=[
+            {"name": "Asha", "webhook": asha.url}]))
+        data = tmp_path / "data"
+        service = AlertService(connect(data), config)
+        with Transaction(service.conn) as c:
+            service.store.record_in(c, [alert("h001", "inactivity", "high")])
+        service.step()
+        assert asha.wait_for(lambda got: len(got) == 1, 10)
+        link = asha.posts[0][2]["X-Telecare-Ack-URL"]
+        assert link.startswith("https://console.example.org/ack/")
+        assert asha.posts[0][1]["id"] == "h001:inactivity:1"  # the body: the alert object
+    finally:
+        asha.close()
+    path = link.removeprefix("https://console.example.org")
+    client = TestClient(make_app(Console(config, data)))
+    page = client.get(path)
+    assert page.status_code == 200 and "I'm dealing with it (as Asha)" in page.text
+    assert console_acks(data, "h001:inactivity:1") == []  # opening the link changes nothing
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    done = client.post(path, data={"token": token})
+    assert "Acknowledged as Asha" in done.text
+    assert console_acks(data, "h001:inactivity:1") == ["Asha"]
+    again = client.post(path, data={"token": token})
+    assert again.status_code == 410 and "has been used" in again.text
+    forged = client.get(path[:-3] + "xyz")
+    assert forged.status_code == 404
+    secret = "a-test-key-of-some-length"
+    assert read_ack_token(secret, path.rsplit("/", 1)[1], timedelta(seconds=-1)) == "expired"
+
+
+def console_acks(data: Path, alert_id: str) -> list[str]:
+    rows = connect(data).execute("SELECT by_whom FROM acknowledgements WHERE alert_id = ?",
+                                 (alert_id,)).fetchall()
+    return [r[0] for r in rows]

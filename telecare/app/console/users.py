@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS console_users (
     token_hash TEXT UNIQUE,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS console_used_links (   -- acknowledge links work once without a login
+    token_hash TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS console_audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -115,6 +119,12 @@ class Users:
         return self._user(self.conn.execute(
             "SELECT name, role, homes FROM console_users WHERE token_hash = ?",
             (_token_hash(token),)).fetchone())
+
+    def use_link(self, token: str) -> bool:
+        """Mark an acknowledge link used; False if it was used before."""
+        with Transaction(self.conn) as c:
+            return bool(c.execute("INSERT OR IGNORE INTO console_used_links VALUES (?,?)",
+                                  (_token_hash(token), time.time())).rowcount)
 
     def audit(self, who: str, action: str, alert_id: str | None, detail: str | None = None
               ) -> None:

@@ -35,6 +35,7 @@ from telecare.alert import Alert, severity_rank
 from telecare.app.console.users import User, Users
 from telecare.config import Config
 from telecare.db import connect
+from telecare.links import console_secret, read_ack_token
 
 HERE = Path(__file__).resolve().parent
 SEVERITY_WORDS = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low",
@@ -42,21 +43,6 @@ SEVERITY_WORDS = {"critical": "Critical", "high": "High", "medium": "Medium", "l
 EVENT_POLL_S = 0.1  # how often the store is asked whether anything changed (one query)
 # Stands in for each session's CSRF token in a queue rendered once for everyone who sees it.
 _CSRF_SLOT = "\x00csrf\x00"
-
-
-def _secret(data_dir: Path) -> str:
-    """The key that signs session cookies: TELECARE_CONSOLE_SECRET, else one made once and
-    kept in the data folder, readable by its owner only."""
-    env = os.environ.get("TELECARE_CONSOLE_SECRET")
-    if env:
-        return env
-    path = data_dir / "console.secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
 
 
 def _age(raised_at: datetime, now: datetime) -> str:
@@ -170,7 +156,7 @@ class Console:
 
 def make_app(console: Console) -> FastAPI:
     app = FastAPI(title="telecare console", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SessionMiddleware, secret_key=_secret(console.data_dir),
+    app.add_middleware(SessionMiddleware, secret_key=console_secret(console.data_dir),
                        session_cookie="telecare_session", same_site="lax",
                        https_only=console.secure_cookies, max_age=12 * 3600)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -277,6 +263,52 @@ def make_app(console: Console) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
+    def link_target(token: str) -> tuple[Alert, str]:
+        """The alert and person an acknowledge link names, or the page saying why not."""
+        found = read_ack_token(console_secret(console.data_dir), token)
+        if isinstance(found, str):
+            raise HTTPException(410 if found == "expired" else 404,
+                                "this link has expired: log in to the console"
+                                if found == "expired" else "this link is not valid")
+        alert_id, contact = found
+        with console.lock:
+            alert = console.service.store.get(alert_id)
+        if alert is None:
+            raise HTTPException(404, "this link is not valid")
+        return alert, contact
+
+    @app.get("/ack/{link}", response_class=HTMLResponse)
+    def ack_link_page(request: Request, link: str) -> Any:
+        """The link in a notice: one button to say "I'm dealing with it". Opening it changes
+        nothing by itself: mail scanners and link previews open links too."""
+        alert, contact = link_target(link)
+        user = who(request)
+        return templates.TemplateResponse(request, "ack_link.html", {
+            "csrf": csrf(request), "user": user, "alert": alert, "link": link,
+            "as_whom": user.name if user else contact,
+            "words": SEVERITY_WORDS[alert.severity]})
+
+    @app.post("/ack/{link}", response_class=HTMLResponse)
+    def ack_link(request: Request, link: str, token: Annotated[str, Form()] = "") -> Any:
+        check_csrf(request, token)
+        alert, contact = link_target(link)
+        user = who(request)
+        # Logged in: as that person. Not: once only, as the person the notice went to.
+        if user is None:
+            with console.lock:
+                first_use = console.users.use_link(link)
+            if not first_use:
+                raise HTTPException(410, "this link has been used: log in to the console")
+        by = user.name if user else contact
+        with console.lock:
+            console.service.acknowledge(alert.id, by)
+            console.users.audit(by, "acknowledge (link)", alert.id,
+                                None if user else "one-time link")
+        console.touched()
+        return templates.TemplateResponse(request, "ack_link.html", {
+            "csrf": csrf(request), "user": user, "alert": alert, "done": True, "as_whom": by,
+            "words": SEVERITY_WORDS[alert.severity]})
+
     @app.get("/report", response_class=HTMLResponse)
     def report(request: Request, user: Annotated[User, Depends(page_user)]) -> Any:
         """Response figures per severity and per home, against the social-alarm yardstick."""
@@ -378,8 +410,12 @@ def make_app(console: Console) -> FastAPI:
         if exc.status_code == 303:
             return RedirectResponse(exc.headers["Location"] if exc.headers else "/login",
                                     status_code=303)
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
-                            headers=exc.headers)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                headers=exc.headers)
+        return templates.TemplateResponse(request, "error.html", {
+            "csrf": csrf(request), "user": who(request), "detail": exc.detail},
+            status_code=exc.status_code)
 
     return app
 
