@@ -165,6 +165,25 @@ class ReadingStore:
                                 (key,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def devices_of(self, home: str) -> dict[str, tuple[datetime, float | None]]:
+        """Each of a home's devices: its latest reading's time and latest battery (if any)."""
+        rows = self.conn.execute(
+            "SELECT device, max(ts_us), (SELECT battery FROM readings r2 WHERE r2.home = r.home"
+            " AND r2.device = r.device AND battery IS NOT NULL ORDER BY ts_us DESC LIMIT 1)"
+            " FROM readings r WHERE home = ? GROUP BY device", (home,)).fetchall()
+        return {d: (_from_us(t), b) for d, t, b in rows}
+
+    def day_of(self, home: str) -> list[tuple[str, str, datetime]]:
+        """A home's last 24 hours of readings before its newest: (device, kind, time)."""
+        row = self.conn.execute("SELECT max(ts_us) FROM readings WHERE home = ?",
+                                (home,)).fetchone()
+        if not row or row[0] is None:
+            return []
+        rows = self.conn.execute(
+            "SELECT device, kind, ts_us FROM readings WHERE home = ? AND ts_us > ? ORDER BY"
+            " ts_us", (home, row[0] - 24 * 3600 * 1_000_000)).fetchall()
+        return [(d, k, _from_us(t)) for d, k, t in rows]
+
     def urgent_since(self, after_rowid: int, limit: int = 200
                      ) -> list[tuple[int, datetime, Reading]]:
         """Calls for help on the priority lane after `after_rowid`: (rowid, arrival, reading)."""

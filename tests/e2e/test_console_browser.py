@@ -201,7 +201,7 @@ def test_the_queue_at_a_phones_width_and_for_a_screen_reader(
         overflow = page.evaluate("() => document.documentElement.scrollWidth")
         assert overflow <= 375, f"the page is {overflow} px wide at a 375 px screen"
         assert page.get_attribute("#queue", "aria-live") == "polite"
-        for path in ("/report", "/audit", "/"):  # the queue last: the keyboard test is there
+        for path in ("/report", "/audit", "/homes/phone1", "/"):  # the queue last: keys
             page.goto(f"{base}{path}")
             results = Axe().run(page)
             bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]])

@@ -208,3 +208,27 @@ def console_acks(data: Path, alert_id: str) -> list[str]:
     rows = connect(data).execute("SELECT by_whom FROM acknowledgements WHERE alert_id = ?",
                                  (alert_id,)).fetchall()
     return [r[0] for r in rows]
+
+
+def test_a_homes_page_shows_its_plan_day_devices_and_alerts(console: Console) -> None:
+    from ingest.store import ReadingStore
+    from telecare.reading import Reading
+
+    store = ReadingStore(connect(console.data_dir))
+    t = datetime(2026, 11, 28, 9, 5, tzinfo=UTC)
+    store.add([Reading("h001", "kitchen-pir", "motion", 1.0, t),
+               Reading("h001", "kitchen-pir", "motion", 1.0, t.replace(minute=40)),
+               Reading("h001", "pendant", "button", 0.0, t, battery=64.0),
+               Reading("h001", "lounge-temp", "temperature", 19.5, t)], t)
+    client = TestClient(make_app(console))
+    login(client, "fay", "pw-fay")
+    page = client.get("/homes/h001").text
+    assert "Asha (family)" in page and "Ben (family)" in page  # who is told, in order
+    assert "If nobody acknowledges within 10 min" in page
+    assert re.search(r'<th scope="row">kitchen</th>(<td class="">\s*</td>)*'
+                     r'<td class="busy">2</td>', page)  # two readings in the 09:00 hour
+    assert "lounge" not in re.findall(r'<th scope="row">(\w+)</th><td', page)  # not activity
+    assert "64%" in page and "Sat 28 Nov 09:05" in page  # battery and last report
+    assert "pendant, Sat 28 Nov 07:00: firing" in page
+    assert "device offline" not in page  # a fault for the technical team, not the family
+    assert client.get("/homes/h002").status_code == 404

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
 from alerts.service import AlertService
+from ingest.store import ReadingStore
 from telecare.alert import Alert, severity_rank
 from telecare.app.console.users import User, Users
 from telecare.config import Config
@@ -78,6 +79,7 @@ class Console:
                                    default_notifiers(os.environ.get("TELECARE_MQTT_URL")))
         self.service = service
         self.secure_cookies = secure_cookies
+        self.readings = ReadingStore(self.conn)
         self._version: tuple[Any, ...] = ()
         self._version_at = 0.0
         # The queue as rendered for each view (who may see what, which home) at one version
@@ -308,6 +310,44 @@ def make_app(console: Console) -> FastAPI:
         return templates.TemplateResponse(request, "ack_link.html", {
             "csrf": csrf(request), "user": user, "alert": alert, "done": True, "as_whom": by,
             "words": SEVERITY_WORDS[alert.severity]})
+
+    @app.get("/homes/{home}", response_class=HTMLResponse)
+    def home_page(request: Request, home: str,
+                  user: Annotated[User, Depends(page_user)]) -> Any:
+        """A home: the resident's plan, the last 24 hours by room and hour, devices with
+        battery and last report, and the home's alerts with their feedback."""
+        found = console.config.homes.get(home)
+        if found is None or not user.sees_home(home):
+            raise HTTPException(404, "no such home")
+        with console.lock:
+            day = console.readings.day_of(home)
+            last = console.readings.devices_of(home)
+            history = [a for a in console.service.store.all() if a.home == home
+                       and user.sees(a)][-50:]
+            verdicts = {a.id: console.service.story(a.id)["feedback"] for a in history}
+        tz = found.tz
+        room_of = {d.id: d.room or d.id for d in found.devices}
+        hours: list[str] = []
+        grid: dict[str, dict[str, int]] = {}
+        if day:
+            end = day[-1][2].astimezone(tz).replace(minute=0, second=0, microsecond=0)
+            hours = [(end - timedelta(hours=23 - i)).strftime("%H") for i in range(24)]
+            for device, kind, ts in day:
+                if kind in ("temperature", "humidity", "heartbeat"):
+                    continue  # what the house reports by itself is not activity
+                row = grid.setdefault(room_of.get(device, device), dict.fromkeys(hours, 0))
+                hour = ts.astimezone(tz).strftime("%H")
+                if hour in row:
+                    row[hour] += 1
+        devices = [{"id": d.id, "kind": d.kind, "room": d.room or "", "role": d.role or "",
+                    "last": last[d.id][0].astimezone(tz).strftime("%a %d %b %H:%M")
+                    if d.id in last else "never", "battery": last[d.id][1]
+                    if d.id in last else None} for d in found.devices]
+        return templates.TemplateResponse(request, "home.html", {
+            "csrf": csrf(request), "user": user, "home": found, "hours": hours,
+            "grid": grid, "devices": devices, "history": list(reversed(history)),
+            "verdicts": verdicts,
+            "contacts": [(c.name, c.role) for c in found.contacts]})
 
     @app.get("/report", response_class=HTMLResponse)
     def report(request: Request, user: Annotated[User, Depends(page_user)]) -> Any:
