@@ -232,3 +232,17 @@ def test_a_homes_page_shows_its_plan_day_devices_and_alerts(console: Console) ->
     assert "pendant, Sat 28 Nov 07:00: firing" in page
     assert "device offline" not in page  # a fault for the technical team, not the family
     assert client.get("/homes/h002").status_code == 404
+
+
+def test_the_queue_filters_by_who_has_it_and_takes_useful_too(console: Console) -> None:
+    client = TestClient(make_app(console))
+    token = login(client, "olu", "pw-olu")
+    client.post("/alerts/h001:pendant:1/ack", data={"token": token})
+    ids = lambda q: re.findall(r'data-alert="([^"]+)"', client.get(q).text)  # noqa: E731
+    assert ids("/queue?taken=olu") == ["h001:pendant:1"]
+    assert "h001:pendant:1" not in ids("/queue?taken=no")
+    assert ids("/?taken=yes&home=h001") == ["h001:pendant:1"]
+    client.post("/alerts/h001:cold_home:1/feedback", data={"token": token,
+                                                           "verdict": "useful"})
+    verdicts = console.service.story("h001:cold_home:1")["feedback"]
+    assert [(v[0], v[1]) for v in verdicts] == [("olu", "useful")]  # type: ignore[union-attr]

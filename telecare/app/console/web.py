@@ -110,14 +110,23 @@ class Console:
         the cache (a page shown just after acknowledging shows it acknowledged)."""
         self._version_at = 0.0
 
-    def open_alerts(self, user: User, home: str | None = None) -> list[dict[str, Any]]:
-        """Firing alerts this person may see, most severe first, then oldest first."""
+    def open_alerts(self, user: User, home: str | None = None, taken: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """Firing alerts this person may see, most severe first, then oldest first. `taken`:
+        "no" (nobody has it), "yes" (someone has), or a person's name (they have it)."""
         with self.lock:
             stories = [(a, st) for a, st in self.service.open_stories()
                        if user.sees(a) and (home is None or a.home == home)]
         stories.sort(key=lambda x: (-severity_rank(x[0].severity), x[0].raised_at))
         now = datetime.now(UTC)
-        return [self._row(a, st, now) for a, st in stories]
+        rows = [self._row(a, st, now) for a, st in stories]
+        if taken == "no":
+            return [r for r in rows if not r["acked_by"]]
+        if taken == "yes":
+            return [r for r in rows if r["acked_by"]]
+        if taken:
+            return [r for r in rows if any(name == taken for name, _ in r["acked_by"])]
+        return rows
 
     def _row(self, alert: Alert, story: dict[str, list[Any]], now: datetime
              ) -> dict[str, Any]:
@@ -132,15 +141,15 @@ class Console:
                           "at": _clock(t[5] or t[4])} for t in story["told"]],
                 "escalation": esc}
 
-    def queue_html(self, user: User, home: str | None, csrf: str,
+    def queue_html(self, user: User, home: str | None, taken: str | None, csrf: str,
                    render: Callable[[list[dict[str, Any]], str], str]) -> str:
         """The queue for this person, rendered once per view and version of the store."""
         version = self.version()
-        key = (version, user.role, user.homes, home)
+        key = (version, user.role, user.homes, home, taken)
         with self._render_lock:
             html = self._rendered.get(key)
             if html is None:
-                html = render(self.open_alerts(user, home), _CSRF_SLOT)
+                html = render(self.open_alerts(user, home, taken), _CSRF_SLOT)
                 if self._rendered and next(iter(self._rendered))[0] != version:
                     self._rendered = {}
                 if len(self._rendered) < 256:
@@ -232,24 +241,26 @@ def make_app(console: Console) -> FastAPI:
 
     fragment = templates.get_template("_queue.html")
 
-    def queue_html(request: Request, user: User, home: str | None) -> str:
-        return console.queue_html(user, home, csrf(request),
+    def queue_html(request: Request, user: User, home: str | None,
+                   taken: str | None = None) -> str:
+        return console.queue_html(user, home or None, taken or None, csrf(request),
                                   lambda rows, token: fragment.render(rows=rows, csrf=token))
 
-    def queue_fragment(request: Request, user: User, home: str | None = None) -> Any:
-        return HTMLResponse(queue_html(request, user, home))
+    def queue_fragment(request: Request, user: User, home: str | None = None,
+                       taken: str | None = None) -> Any:
+        return HTMLResponse(queue_html(request, user, home, taken))
 
     @app.get("/", response_class=HTMLResponse)
     def queue_page(request: Request, user: Annotated[User, Depends(page_user)],
-                   home: str | None = None) -> Any:
+                   home: str | None = None, taken: str | None = None) -> Any:
         return templates.TemplateResponse(request, "queue.html", {
-            "queue_html": queue_html(request, user, home), "csrf": csrf(request),
-            "user": user, "home": home or ""})
+            "queue_html": queue_html(request, user, home, taken), "csrf": csrf(request),
+            "user": user, "home": home or "", "taken": taken or ""})
 
     @app.get("/queue", response_class=HTMLResponse)
     def queue(request: Request, user: Annotated[User, Depends(page_user)],
-              home: str | None = None) -> Any:
-        return queue_fragment(request, user, home)
+              home: str | None = None, taken: str | None = None) -> Any:
+        return queue_fragment(request, user, home, taken)
 
     @app.get("/events")
     async def events(request: Request, user: Annotated[User, Depends(page_user)]) -> Any:
