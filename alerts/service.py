@@ -597,3 +597,13 @@ def _drop_reminders(c: sqlite3.Connection, alert_id: str) -> None:
     """Someone acted: reminders not yet sent are no longer needed."""
     c.execute("UPDATE notifications SET state='dropped' WHERE alert_id=? AND state='pending'"
               " AND kind='reminder'", (alert_id,))
+
+
+def acting_service(conn: sqlite3.Connection, config: Config) -> AlertService:
+    """The alerts service for people's actions outside the running alerts stage (the CLI's
+    `ack`, `close`, `feedback`; the console). Its notifiers only say which channels reach
+    whom, so the notices an action queues (telling the others who took it on) cover every
+    channel; the running alerts stage sends them."""
+    from alerts.notifiers import default_notifiers
+
+    return AlertService(conn, config, default_notifiers(os.environ.get("TELECARE_MQTT_URL")))

@@ -36,11 +36,13 @@ import jmespath
 from telecare.config import HomeConfig
 from telecare.reading import (
     MAX_PAYLOAD_BYTES,
+    TOPIC_PREFIX,
     URGENT_KINDS,
     BadReading,
     Reading,
     check_not_future,
     load_json,
+    parse_payload,
     reading_from_checked,
 )
 from telecare.sources import (
@@ -114,15 +116,26 @@ class SourceMapper:
     remember between messages: whether each motion sensor was on, and Home Assistant states
     waiting for their time."""
 
-    def __init__(self, homes: Iterable[HomeConfig], now: datetime | None = None) -> None:
+    def __init__(self, homes: Iterable[HomeConfig]) -> None:
         self.trees: dict[str, _Route] = {}  # Zigbee2MQTT base -> route
         self.exact: dict[str, list[_Route]] = {}
         self.urgent: list[str] = []  # exact topics that may carry a call for help
+        # Looked up per message, so built once here: (home, device) -> kind; a bridge's
+        # friendly names -> their entries; a statestream entity's topic base -> the entity;
+        # each JSON expression compiled.
+        self._kinds: dict[tuple[str, str], str] = {}
+        self._names: dict[str, dict[str, list[Z2mDevice]]] = {}
+        self._entities: dict[str, HaEntity] = {}
+        self._paths: dict[str, Any] = {}
         for home in homes:
+            kinds = {d.id: d.kind for d in home.devices}
+            self._kinds.update({(home.home, d): k for d, k in kinds.items()})
             for source in home.sources:
                 route = _Route(home, source)
-                kinds = {d.id: d.kind for d in home.devices}
                 if isinstance(source, Zigbee2Mqtt):
+                    names = self._names.setdefault(source.base, {})
+                    for d in source.devices:
+                        names.setdefault(d.name, []).append(d)
                     self.trees[source.base] = route
                     self.urgent += sorted({f"{source.base}/{d.name}" for d in source.devices
                                            if kinds[d.device] in URGENT_KINDS})
@@ -132,7 +145,13 @@ class SourceMapper:
                     if isinstance(source, JsonSource):
                         self.urgent += sorted({d.topic for d in source.devices
                                                if kinds[d.device] in URGENT_KINDS})
+                        for js in source.devices:
+                            for expression in (js.value, js.time):
+                                if expression is not None:
+                                    self._paths[expression] = jmespath.compile(expression)
                     else:
+                        self._entities.update({source.entity_base(e.entity): e
+                                               for e in source.entities})
                         self.urgent += [t for e in source.entities
                                         if kinds[e.device] in URGENT_KINDS
                                         for t in source.topics()
@@ -151,9 +170,6 @@ class SourceMapper:
         """What to subscribe to, besides the contract's own topics."""
         return sorted([f"{base}/#" for base in self.trees] + list(self.exact))
 
-    def owns(self, topic: str) -> bool:
-        return self._route(topic) is not None
-
     def home_of(self, topic: str) -> str | None:
         found = self._route(topic)
         return found[0].home.home if found else None
@@ -168,6 +184,14 @@ class SourceMapper:
             if route is not None:
                 return route, [route]
         return None
+
+    def judge(self, topic: str, payload: bytes, arrived: float, retained: bool = False,
+              now: datetime | None = None) -> Result:
+        """Any message ingest takes: the contract's own topics judged as ever
+        (`telecare.reading`), a source's mapped; BadReading if it is bad input."""
+        if topic.startswith(f"{TOPIC_PREFIX}/"):
+            return [parse_payload(topic, payload, now=now)], None
+        return self.map(topic, payload, arrived, retained, now)
 
     def take_pending(self) -> dict[str, tuple[str, float] | None]:
         """Changes to the waiting states since last asked (None: no longer waiting)."""
@@ -208,9 +232,10 @@ class SourceMapper:
         rest = topic[len(source.base) + 1:]
         if rest == "bridge" or rest.startswith("bridge/"):
             return [], "bridge"
-        entries = [d for d in source.devices if d.name == rest]
+        names = self._names[source.base]
+        entries = names.get(rest, [])
         if not entries and rest.endswith("/availability"):
-            entries = [d for d in source.devices if d.name == rest[:-len("/availability")]]
+            entries = names.get(rest[:-len("/availability")], [])
             if entries:
                 return self._availability(home, entries, payload, arrived, retained)
         if not entries:
@@ -240,9 +265,8 @@ class SourceMapper:
 
     def _z2m_entry(self, home: HomeConfig, entry: Z2mDevice, obj: dict[str, Any], raw_ts: Any,
                    battery: float | None, name: str) -> Reading | None:
-        device = home.device(entry.device)
-        assert device is not None  # checked at load
-        field = entry.field or Z2M_FIELDS[device.kind]
+        kind = self._kinds[(home.home, entry.device)]  # a device of the home: checked at load
+        field = entry.field or Z2M_FIELDS[kind]
         raw = obj.get(field)
         if raw is None:
             return None  # not in this message (or not reported yet: Zigbee2MQTT sends null)
@@ -266,10 +290,10 @@ class SourceMapper:
             value = found
         else:
             raise BadReading("bad_value", f"{what} is a JSON {type(raw).__name__}")
-        reading = _reading(home.home, entry.device, device.kind, raw_ts, value, battery)
-        if device.kind in ON_OFF_EVENTS:
+        reading = _reading(home.home, entry.device, kind, raw_ts, value, battery)
+        if kind in ON_OFF_EVENTS:
             return self._edge(reading, entry.repeat)
-        if device.kind in EVENT_KINDS and value < 1:
+        if kind in EVENT_KINDS and value < 1:
             return None  # a button or fall detector back at rest
         return reading
 
@@ -309,7 +333,7 @@ class SourceMapper:
     def _home_assistant(self, home: HomeConfig, source: HomeAssistant, topic: str,
                         payload: bytes, arrived: float, retained: bool) -> Result:
         base, _, leaf = topic.rpartition("/")
-        entity = next(e for e in source.entities if source.entity_base(e.entity) == base)
+        entity = self._entities[base]
         try:
             text = payload.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -344,19 +368,18 @@ class SourceMapper:
 
     def _ha_reading(self, home: HomeConfig, entity: HaEntity, text: str,
                     raw_ts: Any) -> list[Reading]:
-        device = home.device(entity.device)
-        assert device is not None
+        kind = self._kinds[(home.home, entity.device)]
         if text == "unavailable":
             return [_reading(home.home, entity.device, "heartbeat", raw_ts, 0.0, None)]
         value = _text_value(text, entity.values, f"{entity.entity} -> {entity.device}: state")
         if value is None:
             return []
-        reading = _reading(home.home, entity.device, device.kind, raw_ts, value, None)
-        if device.kind in ON_OFF_EVENTS:
+        reading = _reading(home.home, entity.device, kind, raw_ts, value, None)
+        if kind in ON_OFF_EVENTS:
             # A binary sensor's `on` is said again when only its attributes change.
             found = self._edge(reading)
             return [found] if found is not None else []
-        if device.kind in EVENT_KINDS and value < 1:
+        if kind in EVENT_KINDS and value < 1:
             return []
         return [reading]
 
@@ -391,11 +414,10 @@ class SourceMapper:
                     arrived: float) -> tuple[bool, Reading | None]:
         """Whether the device's expression found anything in this message (if not, it is
         another device's), and its reading (None: a state that makes no reading)."""
-        raw = jmespath.search(entry.value, obj)
+        raw = self._paths[entry.value].search(obj)
         if raw is None:
             return False, None
-        device = home.device(entry.device)
-        assert device is not None
+        kind = self._kinds[(home.home, entry.device)]
         what = f"{entry.device}: value {entry.value!r}"
         if isinstance(raw, bool):
             value: float | None = entry.values.get(str(raw).lower(), float(raw))
@@ -405,15 +427,15 @@ class SourceMapper:
             value = _text_value(raw, entry.values, what)
         else:
             raise BadReading("bad_value", f"{what} found a JSON {type(raw).__name__}")
-        if value is None or (device.kind in EVENT_KINDS and value < 1):
+        if value is None or (kind in EVENT_KINDS and value < 1):
             return True, None
         if entry.time is None:
-            return True, _on_arrival(_reading(home.home, entry.device, device.kind, arrived,
+            return True, _on_arrival(_reading(home.home, entry.device, kind, arrived,
                                               value, None))
-        raw_ts = jmespath.search(entry.time, obj)
+        raw_ts = self._paths[entry.time].search(obj)
         if raw_ts is None:
             raise BadReading("missing_ts", f"{entry.device}: time {entry.time!r} found nothing")
-        return True, _reading(home.home, entry.device, device.kind,
+        return True, _reading(home.home, entry.device, kind,
                               _ts_of(raw_ts, f"{entry.device}: time {entry.time!r}"), value,
                               None)
 

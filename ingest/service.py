@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from ingest.mapping import SourceMapper
 from ingest.store import DeadLetter, ReadingStore
 from telecare.clock import Clock, wall_clock
-from telecare.reading import TOPIC_PREFIX, BadReading, Reading, parse_payload
+from telecare.reading import BadReading, Reading
 from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,10 @@ class IngestService:
         # of its alerts, and a flood of made-up ids must not grow detection's state. None: any.
         self.known_home = known_home
         # Bridges and hubs (Zigbee2MQTT, Home Assistant, vendor JSON): their messages become
-        # readings here, then go the way native ones go.
-        self.mapper = mapper
-        if mapper is not None:
-            mapper.pending.update(store.pending())
-            mapper.pending_lookup = self._pending_one
+        # readings here, then go the way native ones go. A state waiting for its time from an
+        # earlier batch is looked up in the store (`SourceMapper._waiting`).
+        self.mapper = mapper if mapper is not None else SourceMapper([])
+        self.mapper.pending_lookup = self._pending_one
         self.status = StageStatus("ingest")
         self.counters: Counter[str] = Counter()
         self.dead_letter_codes: Counter[str] = Counter()
@@ -90,15 +89,13 @@ class IngestService:
     def _judge(self, topic: str, payload: bytes, at: float, retained: bool,
                received_at: datetime) -> list[Reading]:
         """The readings one message stands for; BadReading if it is bad input."""
-        if self.mapper is None or topic.startswith(f"{TOPIC_PREFIX}/"):
-            reading = parse_payload(topic, payload, now=received_at)
+        readings, why = self.mapper.judge(topic, payload, at, retained, now=received_at)
+        if why is not None:
+            self.counters[f"source_{why}"] += 1  # a bridge's own topic, a sensor still on...
+        for reading in readings:  # (a source's readings are for its own, known home)
             if self.known_home is not None and not self.known_home(reading.home):
                 raise BadReading("unknown_home", "no home file describes this home; its "
                                  "readings are kept aside, not detected on")
-            return [reading]
-        readings, why = self.mapper.map(topic, payload, at, retained, now=received_at)
-        if why is not None:
-            self.counters[f"source_{why}"] += 1  # a bridge's own topic, a sensor still on...
         return readings
 
     def handle(self, messages: list[tuple[str, bytes, float, bool]]) -> bool:
@@ -122,7 +119,7 @@ class IngestService:
                 arrived.extend([datetime.fromtimestamp(at, UTC)] * len(found))
             except BadReading as bad:
                 codes[bad.code] += 1
-                source = (self.mapper.home_of(topic) if self.mapper else None) or _source(topic)
+                source = self.mapper.home_of(topic) or _source(topic)
                 if self.known_home is not None and not self.known_home(source):
                     source = UNKNOWN_HOMES
                 if (self._kept_this_minute[source] < self.dead_letter_limit
@@ -136,9 +133,8 @@ class IngestService:
         low = datetime.fromtimestamp(waiting, UTC) if waiting is not None else received_at
         try:
             with self._lock:
-                pending = self.mapper.take_pending() if self.mapper is not None else None
                 new = self.store.add(readings, received_at, dead, overflow, arrived,
-                                     (self.worker, low), pending)
+                                     (self.worker, low), self.mapper.take_pending())
         except sqlite3.Error as exc:
             self.counters["store_errors"] += 1
             self.status.failed(exc)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from ingest.mapping import SourceMapper
 from ingest.store import ReadingStore
 from telecare.clock import Clock, wall_clock
-from telecare.reading import TOPIC_PREFIX, BadReading, Reading, parse_payload
+from telecare.reading import BadReading, Reading
 from telecare.stage import StageStatus, describe
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class UrgentIngest:
         self.store = store
         # Its own mapper (a Home Assistant state waits for its time here too, in memory: if
         # this lane loses one in a restart, the routine lane still has it).
-        self.mapper = mapper
+        self.mapper = mapper if mapper is not None else SourceMapper([])
         self.clock = clock
         self.on_stored = on_stored
         self.known_home = known_home
@@ -58,11 +58,8 @@ class UrgentIngest:
         arrived: list[datetime] = []
         for topic, payload, at, retained in messages:
             try:
-                if self.mapper is None or topic.startswith(f"{TOPIC_PREFIX}/"):
-                    found = [parse_payload(topic, payload, now=now)]
-                else:
-                    found, _ = self.mapper.map(topic, payload, at, retained, now=now)
-                    self.mapper.take_pending()  # kept in memory only, see above
+                found, _ = self.mapper.judge(topic, payload, at, retained, now=now)
+                self.mapper.take_pending()  # kept in memory only, see above
             except BadReading:
                 self.counters["left_to_routine_lane"] += 1  # it dead-letters them, once
                 continue

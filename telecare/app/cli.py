@@ -715,16 +715,11 @@ def prune(config_dir: str, data_dir: str | None, days: int, keep_dead_letters: i
 
 
 def _alert_service(config_dir: str, data_dir: str | None) -> Any:
-    from alerts.service import AlertService
+    from alerts.service import acting_service
 
     config = _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    # The notifiers only say which channels reach whom, so the notices this queues (to tell
-    # the others who acknowledged) cover every channel; the running alerts stage sends them.
-    from alerts.notifiers import default_notifiers
-
-    return AlertService(connect(data), config,
-                        default_notifiers(os.environ.get("TELECARE_MQTT_URL")))
+    return acting_service(connect(data), config)
 
 
 @main.command()

@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from ingest.mapping import SourceMapper
 from telecare.config import HomeConfig
 from telecare.mqtt import BrokerUrl, make_client
-from telecare.reading import TOPIC_PREFIX, BadReading, parse_payload
+from telecare.reading import TOPIC_PREFIX, BadReading
 from telecare.sources import Z2M_FIELDS, HomeAssistant, JsonSource, Zigbee2Mqtt
 
 _NOTES = {"motion": "a reading when it turns on, then one a minute while it stays on",
@@ -86,12 +86,8 @@ def explain(mapper: SourceMapper, topic: str, payload: bytes, at: float, retaine
     stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
     head = f"{stamp} {topic}{' (retained)' if retained else ''}"
     try:
-        if topic.startswith(f"{TOPIC_PREFIX}/"):
-            readings, why = [parse_payload(topic, payload)], None
-        else:
-            readings, why = mapper.map(topic, payload, at, retained,
-                                       now=datetime.now(UTC))
-            mapper.take_pending()
+        readings, why = mapper.judge(topic, payload, at, retained, now=datetime.now(UTC))
+        mapper.take_pending()
     except BadReading as bad:
         return [head, f"    BAD INPUT {bad.code}: {bad.detail}"]
     if not readings:

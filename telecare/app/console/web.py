@@ -15,7 +15,6 @@ bearer tokens: `GET /api/v1/alerts?status=firing`, `POST /api/v1/alerts/{id}/ack
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run
 # time, and the dependencies they name are local to `make_app`.
 import asyncio
-import os
 import secrets
 import threading
 import time
@@ -30,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
-from alerts.service import AlertService
+from alerts.service import AlertService, acting_service
 from ingest.store import ReadingStore
 from telecare.alert import Alert, severity_rank
 from telecare.app.console.users import User, Users
@@ -69,15 +68,7 @@ class Console:
         self.conn = connect(self.data_dir)
         self.lock = threading.Lock()
         self.users = Users(self.conn)
-        if service is None:
-            from alerts.notifiers import default_notifiers
-
-            # The notifiers only say which channels reach whom, so the notices an
-            # acknowledgement queues (telling the others who) cover every channel; the
-            # running alerts stage sends them.
-            service = AlertService(self.conn, config,
-                                   default_notifiers(os.environ.get("TELECARE_MQTT_URL")))
-        self.service = service
+        self.service = service if service is not None else acting_service(self.conn, config)
         self.secure_cookies = secure_cookies
         self.readings = ReadingStore(self.conn)
         self._version: tuple[Any, ...] = ()
