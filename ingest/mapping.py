@@ -223,6 +223,13 @@ class SourceMapper:
         except BadReading as bad:
             raise BadReading(bad.code, f"{source.type} source {source.name!r} of home "
                              f"{route.home.home!r}: {bad.detail}") from None
+        except Exception as exc:  # noqa: BLE001
+            # A mapping that fails on a message it was not written for (a JMESPath function
+            # given the wrong type, say) sets that message aside; it must not hold up the
+            # batch, and with it every other home's readings.
+            raise BadReading("mapping_failed", f"{source.type} source {source.name!r} of home "
+                             f"{route.home.home!r}: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}") from None
         return readings, why
 
     # Zigbee2MQTT -------------------------------------------------------------------------

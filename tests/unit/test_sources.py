@@ -341,3 +341,15 @@ def test_a_state_taken_by_one_ingest_worker_meets_its_time_at_another(tmp_path: 
     assert other.handle([(f"{base}/state", b"off", T0 + 60, False)])
     assert one.handle([(f"{base}/last_updated", b"2026-11-28T07:15:59+00:00", T0 + 60, False)])
     assert [(r.value, r.ts.minute) for r in one.store.export()] == [(1.0, 14), (0.0, 15)]
+
+
+def test_a_mapping_that_fails_on_an_odd_message_sets_it_aside_not_the_batch(
+        tmp_path: Path) -> None:
+    odd = {"type": "json", "name": "odd-hub", "devices": [
+        {"topic": "hubs/h001/t", "device": "lounge-temp", "value": "abs(data.t)"}]}
+    service = _ingest(tmp_path, odd, Z2M)
+    assert service.handle([("hubs/h001/t", b'{"data": {"t": "warm"}}', T0, False),
+                           ("z2m/h001/Front door", b'{"contact": false}', T0, False)])
+    assert [(d.code, "odd-hub" in d.reason) for d in service.store.dead_letters()] == \
+        [("mapping_failed", True)]
+    assert [r.device for r in service.store.export()] == ["front-door"]
