@@ -182,3 +182,13 @@ def test_the_defaults_telecare_rules_prints_load_back_as_they_are(tmp_path: Path
     defaults = default_rules()
     assert list(loaded) == list(defaults)
     assert all(loaded[name] == defaults[name] for name in defaults)
+
+
+def test_the_homes_folder_given_as_the_configuration_is_refused(tmp_path: Path) -> None:
+    # Given homes/ itself, the loader found no home files and every reading was detected as
+    # from a home with no file (UTC, no devices): a backtest ran and was silently wrong.
+    write_home(tmp_path, "h001")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "homes")
+    assert "has h001.yaml but no homes/ folder" in "\n".join(info.value.problems)
+    assert "h001" in load_config(tmp_path).homes
