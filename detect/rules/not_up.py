@@ -33,7 +33,7 @@ from typing import Any
 
 from detect.activity import Activity, sees_presence
 from detect.baseline import Baseline, RoutineSettings
-from detect.localtime import when
+from detect.localtime import hours_minutes, when
 from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
 from telecare.config import ClockTime, Duration, HomeConfig, Severity
@@ -61,6 +61,14 @@ ROSE = timedelta(minutes=15).total_seconds()  # out of bed this long before the 
 NIGHT_FROM = time(18, 0)  # the night whose rest ends in a morning starts the evening before
 SAME_TYPE_DAYS = 3  # weekday and weekend mornings are told apart once 3 of a type are known
 GONE_AFTER = timedelta(hours=24)  # doors only: a door and then a day of nothing is away
+# A late night while their usual time is still learned: someone whose night's rest began after
+# LATE_BED is not "not up" before SLEEP of rest and the margin are over (real residents home
+# or to bed at 02:00-05:00 in their first week rose at 11:00-12:30, not by the plan's 10:30).
+# Once their usual time is known it governs (a night owl's usual is already late). The night's
+# rest is the first rest of FIRST_REST or more since NIGHT_FROM.
+LATE_BED = time(0, 30)
+SLEEP = timedelta(hours=8)
+FIRST_REST = timedelta(hours=2).total_seconds()
 
 
 def _hours(t: datetime) -> float:
@@ -78,33 +86,53 @@ def _resting(activity: Activity) -> bool:
         activity.kind == "motion" and activity.room == "bedroom")
 
 
-def main_rest_end(bouts: list[list[float]], start: float, earliest: float,
-                  end: float) -> float | None:
-    """When the night's main rest ended (epoch seconds), from the bouts of doings
-    ([first, last, kitchen, ended at the front door, bed mat after]) between `start` and
-    `end`; None if no rest of MAIN_REST ended between `earliest` and `end`."""
-    inside = [b for b in bouts if b[1] >= start and b[0] < end]
-    best: tuple[float, float] | None = None  # (length, end) of the longest merged rest
-    run_start: float | None = None  # start of the rest being merged, and its last bout
-    for i in range(len(inside) - 1):
-        before, after = inside[i], inside[i + 1]
+def _rests(bouts: list[list[float]], in_bed_only: bool = False) -> list[tuple[float, float]]:
+    """The rests (start, end, epoch seconds) between these bouts of doings
+    ([first, last, kitchen, ended at the front door, bed mat after, ended sitting in a chair
+    with a mat]): gaps of REST or more, joined across a brief bout (under BRIEF, no kitchen
+    use) with BRIDGE of rest after it. A gap after the front door with no bed mat after it is
+    time out, not rest; with `in_bed_only`, so is one spent sitting in the armchair."""
+    out: list[tuple[float, float]] = []
+    run_start: float | None = None  # start of the rest being merged
+    for i in range(len(bouts) - 1):
+        before, after = bouts[i], bouts[i + 1]
         gap = after[0] - before[1]
         away = bool(before[3]) and not before[4]
-        if gap < REST or away:
+        sitting_up = in_bed_only and len(before) > 5 and bool(before[5]) and not before[4]
+        if gap < REST or away or sitting_up:
             run_start = None
             continue
         if run_start is not None and i > 0:
-            bout = inside[i]
+            bout = bouts[i]
             brief = bout[1] - bout[0] < BRIEF and not bout[2] and gap >= BRIDGE
             if not brief:
                 run_start = None
         if run_start is None:
             run_start = before[1]
-        length = after[0] - run_start
-        if length >= MAIN_REST and after[0] >= earliest and (best is None or
-                                                             length > best[0]):
-            best = (length, after[0])
-    return best[1] if best else None
+        elif out and out[-1][0] == run_start:
+            out.pop()  # the same rest, now longer
+        out.append((run_start, after[0]))
+    return out
+
+
+def main_rest(bouts: list[list[float]], start: float, earliest: float,
+              end: float) -> tuple[float, float] | None:
+    """The night's main rest (start, end, epoch seconds) from the bouts between `start` and
+    `end`: the longest rest of MAIN_REST or more that ended between `earliest` and `end`."""
+    inside = [b for b in bouts if b[1] >= start and b[0] < end]
+    found = [r for r in _rests(inside) if r[1] - r[0] >= MAIN_REST and r[1] >= earliest]
+    return max(found, key=lambda r: r[1] - r[0]) if found else None
+
+
+def night_began(bouts: list[list[float]], start: float, now: float) -> float | None:
+    """When the night's rest began (epoch seconds): the first rest of FIRST_REST or more since
+    `start` (trips in the night bridged; sitting up in the armchair is not rest); None if the
+    resident is not resting at `now` (active, or last seen going out of the front door)."""
+    inside = [b for b in bouts if b[1] >= start and b[0] < now]
+    rests = _rests([*inside, [now, now, 0.0, 0.0, 0.0, 0.0]], in_bed_only=True)
+    if not rests or rests[-1][1] != now:
+        return None
+    return next(r[0] for r in rests if r[1] - r[0] >= FIRST_REST or r[1] == now)
 
 
 def _clock(hours: float) -> str:
@@ -145,6 +173,8 @@ class NotUp(Rule):
         # up; a door and then silence (an early trip to the toilet) does not.
         self.sees_night = sees_presence(home)
         self.sustained = SUSTAINED if self.sees_night else SUSTAINED_SPARSE
+        self._late_key: tuple[date, datetime, int] | None = None
+        self._late: tuple[datetime, datetime] | None = None
 
     # --- when ---------------------------------------------------------------------------
 
@@ -203,10 +233,12 @@ class NotUp(Rule):
             night = datetime.combine(self.day - timedelta(days=1), NIGHT_FROM, self.tz)
             woke: float | None = None
             if self.sees_night:
-                woke = main_rest_end(
+                rest = main_rest(
                     self.bouts, night.timestamp(),
                     datetime.combine(self.day, time(MORNING_START), self.tz).timestamp(),
                     datetime.combine(self.day, time(MORNING_END), self.tz).timestamp())
+                if rest is not None:
+                    woke = rest[1]
             elif self.up_at is not None:
                 # Doors and plugs only: a night's rest cannot be told from a night out
                 # (the door, then nothing) nor a trip from getting up, so hindsight knows no
@@ -307,18 +339,54 @@ class NotUp(Rule):
             last[1] = max(last[1], at)
             last[2] = max(last[2], float(kitchen))
             last[3], last[4] = float(activity.exit_door), 0
+            last[5:] = [float(activity.in_chair)]
         else:
             # The bout began when they left the bed, if that was just before.
             start = self.rested if self.rested is not None and at - self.rested <= ROSE and (
                 last is None or self.rested > last[1]) else at
-            self.bouts.append([start, at, float(kitchen), float(activity.exit_door), 0])
+            self.bouts.append([start, at, float(kitchen), float(activity.exit_door), 0,
+                               float(activity.in_chair)])
+
+    def _late_night(self, day: date) -> tuple[datetime, datetime] | None:
+        """If the rest going on now began so late that their usual night's rest plus the
+        margin runs past this morning's deadline: when it began, and the later deadline
+        (never past LATEST_DEADLINE). Asked after every reading: kept until the next."""
+        if self.last_act is None or self._usual(day) is not None:
+            return None
+        # (Astir just now, the hour's quiet that getting up is told by is waited for anyway;
+        # a brief stir followed by that hour is bridged like a trip in the night.)
+        key = (day, self.last_act, self.baseline.version)
+        if self._late_key != key:
+            self._late_key, self._late = key, self._find_late_night(day, self.last_act)
+        return self._late
+
+    def _find_late_night(self, day: date, last: datetime) -> tuple[datetime, datetime] | None:
+        deadline = self._day_deadline(day)
+        # Still resting at the deadline, or an hour after the last doing if that is later,
+        # so that a trip in the night just before is bridged as it is in hindsight.
+        at = max(deadline.timestamp(), last.timestamp() + BRIDGE)
+        night = datetime.combine(day - timedelta(days=1), NIGHT_FROM, self.tz).timestamp()
+        began = night_began(self.bouts, night, at)
+        if began is None:
+            return None
+        start = datetime.fromtimestamp(began, self.tz)
+        if start < datetime.combine(day, LATE_BED, tzinfo=self.tz):
+            return None
+        later = start + SLEEP + self.settings.margin
+        latest = datetime.combine(day, LATEST_DEADLINE, tzinfo=self.tz)
+        later = min(later.replace(second=0, microsecond=0), latest)
+        return (start, later) if later > deadline else None
+
+    def _morning_deadline(self, day: date) -> datetime:
+        late = self._late_night(day)
+        return late[1] if late is not None else self._day_deadline(day)
 
     def next_deadline(self) -> datetime | None:
         if self.day is None:
             return None
         if self.up_at is not None or self.open is not None or self.skip:
-            return self._day_deadline(self.day + timedelta(days=1))
-        deadline = self._day_deadline(self.day)
+            return self._morning_deadline(self.day + timedelta(days=1))
+        deadline = self._morning_deadline(self.day)
         if self.candidate is not None and self.last_act is not None:
             # Active just now: wait to see whether it lasts or falls quiet.
             return max(deadline, self.last_act + QUIET)
@@ -330,8 +398,8 @@ class NotUp(Rule):
             self._roll(day, now, woken=True)
             if self.skip:
                 return []
-        if self.day is not None and now < self._day_deadline(self.day):
-            return []  # the deadline moved later; woken again then
+        if self.day is not None and now < self._morning_deadline(self.day):
+            return []  # the deadline moved later (learning, or a late night); woken then
         if self._gone():
             self.skip = True  # gone out without being seen up: not judged
         if self.up_at is not None or self.open is not None or self.skip:
@@ -349,6 +417,10 @@ class NotUp(Rule):
             on = f" on {usual[1]}s" if usual[1] else ""
             basis = (f"They usually get up around {_clock(usual[0])}{on} (median of the "
                      f"last {usual[2]} {usual[1] + ' ' if usual[1] else ''}mornings).")
+        late = self._late_night(day)
+        if late is not None:
+            basis += (f" They went to bed late ({when(late[0], self.tz)}), so this waited for "
+                      f"{hours_minutes(SLEEP)} of rest and the margin.")
         stirred = ""
         if self.out and self.last_act is not None:
             stirred = (f" The last thing seen was the front door, at "
@@ -368,6 +440,7 @@ class NotUp(Rule):
              "baseline_mornings": len(self.baseline.values()),
              "warming_up": usual is None,
              "margin_minutes": self.settings.margin.total_seconds() / 60,
+             "rest_began_at": format_ts(late[0]) if late is not None else None,
              "baseline": self.baseline.describe()})
         return [self.open]
 
@@ -382,6 +455,7 @@ class NotUp(Rule):
                 "up_at": ts(self.up_at), "out": self.out, "skip": self.skip,
                 "sitting": self.sitting,
                 "flagged": self.flagged, "bouts": self.bouts, "rested": self.rested,
+
                 "open": self.open.to_json_obj() if self.open else None}
 
     def load(self, state: dict[str, Any]) -> None:

@@ -378,3 +378,45 @@ def test_a_late_sleepers_learned_bedtime_survives_a_restart(tmp_path: Path) -> N
     after = run(second, lie)
     assert [a.to_json_obj() for a in before + after] == [a.to_json_obj() for a in straight]
     assert after[0].evidence["waking_hours"] == ["07:00", "01:00"]
+
+
+def late_night(evening: date) -> list:
+    """Up in the kitchen from 20:00 until 03:20 the next morning, into bed at 03:31."""
+    bedtime = at(evening + timedelta(days=1), "03:30")
+    return ([reading("kitchen-pir", "motion", 1, t)
+             for t in every(at(evening, "20:00"), bedtime, 10 * M)]
+            + [reading("bed-mat", "bed", 1, bedtime + M)])
+
+
+def test_in_the_learning_week_a_late_night_is_allowed_its_rest(tmp_path: Path) -> None:
+    # Real residents (van Kasteren B; Ordonez A on her second morning) came home or went to
+    # bed at 02:00-05:00 in their first week and rose at 11:00-12:30: each was called "not
+    # up" at the plan's 10:30 while their own time was still being learned.
+    config = config_for(tmp_path, rules=only("not_up"))
+    history = [r for i in range(3) for r in day_of_life(START + timedelta(days=i))]
+    evening, late = START + timedelta(days=2), START + timedelta(days=3)
+    history = [r for r in history if r.ts != at(evening, "22:30")]  # not to bed at 22:30
+    night = late_night(evening)
+    assert run(Detector(config), history + night +
+               day_of_life(late, up="11:00", night_trips=0)) == []
+    # Not up at all: called once 8 h of rest and the 2 h margin are over, counted from the
+    # last doing before bed (03:20); the alert says why it waited.
+    alerts = run(Detector(config), history + night + day_of_life(late, up=None, night_trips=0)
+                 [:48])
+    assert [a.raised_at for a in alerts] == [at(late, "13:20")]
+    assert "They went to bed late (" in alerts[0].message
+    # (03:20 local is 03:20 UTC in January.)
+    assert alerts[0].evidence["rest_began_at"] == f"{late.isoformat()}T03:20:00Z"
+    # An ordinary night in the same week: the plan's 10:30 as before.
+    alerts = run(Detector(config), history[:-1] + day_of_life(late, up=None)[:48])
+    assert [a.raised_at for a in alerts] == [at(late, "10:30")]
+
+
+def test_a_trip_in_the_night_does_not_make_the_night_late(tmp_path: Path) -> None:
+    # The injected crisis: a toilet trip at 01:00 (bridged as in hindsight), then nobody up.
+    config = config_for(tmp_path, rules=only("not_up"))
+    history = [r for i in range(10) for r in day_of_life(START + timedelta(days=i))]
+    late = START + timedelta(days=10)
+    alerts = run(Detector(config), history + day_of_life(late, up=None)[:48])
+    assert [a.raised_at for a in alerts] == [at(late, "09:30")]
+    assert alerts[0].evidence["rest_began_at"] is None
