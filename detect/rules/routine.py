@@ -157,6 +157,7 @@ class NightToilet(DailyPattern):
     NIGHT_SPREAD = 1.5
     DAY_HOURS = (9, 21)
     MIN_TRIP = timedelta(minutes=2)
+    FRESH = timedelta(minutes=5)  # a motion sensor quiet this long before reports afresh
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home, settings)
@@ -166,9 +167,16 @@ class NightToilet(DailyPattern):
         self.left_at: datetime | None = None  # out of bed since (during the night)
         self.went_out = False  # ... and seen out of the bedroom since
         # Where sensors watch beyond the bedroom, a trip must show there: a mat that pulses
-        # under a restless sleeper (pressed, released, minutes apart) is not 22 trips.
-        self.watched_beyond = any(d.room not in (None, "bedroom") and d.kind in (
-            "motion", "flush", "contact") for d in home.devices)
+        # under a restless sleeper (pressed, released, minutes apart) is not 22 trips. Where
+        # the bathroom or the flush is watched, a toilet trip must show there (not a kitchen
+        # sensor's misfire), and a motion sensor must start afresh: one stuck on, reporting
+        # every minute all night, shows no trip at all.
+        self.toilet = {d.id for d in home.devices if d.kind == "flush" or (
+            d.room == "bathroom" and d.kind in ("motion", "contact"))}
+        self.watched_beyond = bool(self.toilet) or any(
+            d.room not in (None, "bedroom") and d.kind in ("motion", "flush", "contact")
+            for d in home.devices)
+        self.motion_seen: dict[str, float] = {}  # motion sensor -> latest report (epoch s)
         self.flushes = 0.0
         self.flush_baseline = Baseline(settings.baseline_days, settings.min_days)
         self.cusum = 0.0
@@ -180,8 +188,8 @@ class NightToilet(DailyPattern):
                 self.DAY_HOURS[0] <= hour < self.DAY_HOURS[1]:
             self.flushes += 1
         if self.has_bed:
-            if activity is not None and self.left_at is not None and \
-                    activity.room not in (None, "bedroom"):
+            if activity is not None and self._trip_sign(activity) and \
+                    self.left_at is not None:
                 self.went_out = True
             if reading.kind != "bed" or activity is None:
                 return 0.0
@@ -202,6 +210,19 @@ class NightToilet(DailyPattern):
             local = reading.ts.astimezone(self.tz).time()
             return 1.0 if time(0, 30) <= local < time(5, 30) else 0.0
         return 0.0
+
+    def _trip_sign(self, activity: Activity) -> bool:
+        """Is this a sign of a trip out of bed (see `toilet`)? Told of every activity, so
+        that a motion sensor's reports before the resident left bed are known."""
+        if activity.kind == "motion":
+            at = activity.ts.timestamp()
+            last = self.motion_seen.get(activity.device)
+            self.motion_seen[activity.device] = at
+            if last is not None and at - last < self.FRESH.total_seconds():
+                return False  # on since before: no new movement
+        if self.toilet:
+            return activity.device in self.toilet
+        return activity.room not in (None, "bedroom")
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         self.in_night, self.left_at = False, None
@@ -258,7 +279,7 @@ class NightToilet(DailyPattern):
     def state(self) -> dict[str, Any]:
         return {**super().state(), "in_night": self.in_night, "flushes": self.flushes,
                 "left_at": format_ts(self.left_at) if self.left_at else None,
-                "went_out": self.went_out,
+                "went_out": self.went_out, "motion_seen": self.motion_seen,
                 "cusum": self.cusum, "calm_days": self.calm_days,
                 "flush_baseline": self.flush_baseline.state()}
 
@@ -267,6 +288,7 @@ class NightToilet(DailyPattern):
         self.in_night = bool(state.get("in_night", False))
         self.left_at = parse_ts(state["left_at"]) if state.get("left_at") else None
         self.went_out = bool(state.get("went_out", False))
+        self.motion_seen = {str(k): float(v) for k, v in state.get("motion_seen", {}).items()}
         self.flushes = float(state.get("flushes", 0))
         self.cusum = float(state.get("cusum", 0))
         self.calm_days = int(state.get("calm_days", 0))

@@ -272,6 +272,33 @@ def test_a_bed_mat_pulsing_under_a_restless_sleeper_is_not_toilet_trips(
     assert [a for a in run(Detector(config), readings) if a.rule == "night_toilet"] == []
 
 
+def test_a_stuck_bathroom_sensor_and_a_kitchen_misfire_are_not_toilet_trips(
+        tmp_path: Path) -> None:
+    # Van Kasteren's house B: the bathroom sensor on all night (a report a minute), a mat
+    # that reads empty between presses, the kitchen sensor firing now and then: "22 trips to
+    # the toilet last night" for one real trip. A trip must show at the toilet, afresh.
+    devices = [*DEVICES, {"id": "bathroom-pir", "kind": "motion", "room": "bathroom"}]
+    config = config_for(tmp_path, devices=devices, rules=only("night_toilet"))
+    readings = [r for i in range(14) for r in day_of_life(START + timedelta(days=i))]
+    for i in range(14, 17):
+        day = START + timedelta(days=i)
+        readings += day_of_life(day, night_trips=0)
+        readings += [reading("bathroom-pir", "motion", 1, t)
+                     for t in every(at(day, "00:30"), at(day, "06:00"), M)]
+        for t in every(at(day, "01:00"), at(day, "04:00"), 10 * M):
+            readings += [reading("bed-mat", "bed", 0, t), reading("bed-mat", "bed", 1, t + 4 * M),
+                         reading("kitchen-pir", "motion", 1, t + 2 * M)]
+    assert [a for a in run(Detector(config), readings) if a.rule == "night_toilet"] == []
+    # Trips that do show at the toilet (the flush) are still counted, stuck sensor or not.
+    for i in range(17, 20):
+        day = START + timedelta(days=i)
+        readings += day_of_life(day, night_trips=5)
+        readings += [reading("bathroom-pir", "motion", 1, t)
+                     for t in every(at(day, "00:30"), at(day, "06:00"), M)]
+    alerts = [a for a in run(Detector(config), readings) if a.rule == "night_toilet"]
+    assert len(alerts) == 1 and alerts[0].evidence["trips_last_night"] == 5
+
+
 def late_evenings(n: int, bed: str = "01:00", until: str = "00:45") -> list:
     """Days of someone who keeps late hours, as all four real residents we have do: about the
     house every 20 min from 09:30 until `until`, in bed at `bed`, up at 09:30."""
