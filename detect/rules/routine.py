@@ -341,7 +341,12 @@ class Meals(DailyPattern):
         usual = self.baseline.median()
         if usual < 4:
             return []
-        flagged = value <= 0.5 * usual
+        # Well below usual, and below every ordinary day they had in the baseline: a real
+        # person's kitchen use runs from 4 to 15 a day, so half the median alone is an
+        # ordinary quiet day (Ordonez A: 4 and 5 after a median of 10.5); two days running
+        # below all of the last weeks' is not.
+        lowest = min(self.baseline.values())
+        flagged = value <= 0.5 * usual and value < lowest
         self.flag_streak = self.flag_streak + 1 if flagged else 0
         if self.open is not None:
             if value >= 0.75 * usual:
@@ -351,11 +356,12 @@ class Meals(DailyPattern):
         if self.flag_streak >= 2:
             return [self._alert(now, (
                 f"Only {value:g} uses of the kitchen ({self.words}) today, the second day "
-                f"running well below usual ({self.baseline.usual_range()} a day; median "
-                f"{usual:g} over {len(self.baseline.values())} days). The resident may be "
-                "skipping meals and drinks: ask, and check there is food in."),
+                f"running below every ordinary day of the last {len(self.baseline.values())} "
+                f"(usually {self.baseline.usual_range()} a day, median {usual:g}, never "
+                f"fewer than {lowest:g}). The resident may be skipping meals and drinks: "
+                "ask, and check there is food in."),
                 {"kitchen_uses_today": value, "baseline_median": usual,
-                 "days_low_in_a_row": self.flag_streak})]
+                 "baseline_lowest": lowest, "days_low_in_a_row": self.flag_streak})]
         return []
 
 

@@ -336,3 +336,24 @@ def test_a_hub_reporting_a_device_offline_tells_the_technical_team_at_once(
         [(t + 30 * M, "device_offline", "firing", "technical"),
          (t + 90 * M, "device_offline", "resolved", "technical")]
     assert "dropped off the hub's network" in changes[0][1].message
+
+
+def test_an_ordinary_persons_quiet_kitchen_days_raise_no_meals_warning(
+        tmp_path: Path) -> None:
+    # Ordonez A's real kitchen use: 4 to 15 a day, two days of 4 and 5 after a median of
+    # 10.5 (half the median is an ordinary quiet day for her). Days with none are not.
+    config = config_for(tmp_path, rules=only("meals"))
+    spread = [12, 12, 11, 8, 9, 4, 6, 14, 10, 15]
+    readings = []
+    for i, k in enumerate(spread):  # k // 2 kettle uses in the day, the odd one at 21:00
+        day = START + timedelta(days=i)
+        readings += day_of_life(day, kettle=k // 2, moves=0)
+        readings += [reading("kettle-plug", "power", 2000, at(day, "21:00"))] * (k % 2)
+    quiet = [r for i, k in enumerate([4, 5]) for r in day_of_life(
+        START + timedelta(days=10 + i), kettle=k, moves=0)]
+    assert run(Detector(config), readings + quiet) == []
+    skipped = [r for i in range(2) for r in day_of_life(
+        START + timedelta(days=10 + i), kettle=0, moves=0)]
+    alerts = run(Detector(config), readings + skipped)
+    assert [a.raised_at for a in alerts] == [at(START + timedelta(days=11), "22:30")]
+    assert "below every ordinary day of the last 10" in alerts[0].message
