@@ -26,6 +26,7 @@ A kind a view has no sensor for is not injected there. Crises fall after the fir
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import statistics
@@ -165,6 +166,16 @@ def _acts(readings: list[Reading]) -> list[Reading]:
     return out
 
 
+def _between(readings: list[Reading], start: datetime, end: datetime) -> list[Reading]:
+    """The readings (sorted by time) from `start` to `end`, both included."""
+    return readings[bisect.bisect_left(readings, start, key=_ts):
+                    bisect.bisect_right(readings, end, key=_ts)]
+
+
+def _ts(reading: Reading) -> datetime:
+    return reading.ts
+
+
 def long_lie(home: Home, rng: random.Random) -> Injected | None:
     tz = home.tz
     resident = _acts(home.readings)
@@ -172,7 +183,7 @@ def long_lie(home: Home, rng: random.Random) -> Injected | None:
     days = _days(home)
     for _ in range(200):
         moment = _local(rng.choice(days), time(rng.randrange(10, 19), rng.randrange(60)), tz)
-        before = [r for r in resident if moment - timedelta(hours=1) <= r.ts <= moment]
+        before = _between(resident, moment - timedelta(hours=1), moment)
         if len({r.device for r in before if r.device not in doors}) < 2 or \
                 before[-1].device in doors or \
                 any(start <= moment <= end for start, end in home.outings):
@@ -183,21 +194,50 @@ def long_lie(home: Home, rng: random.Random) -> Injected | None:
     return None
 
 
+def _home_at_night(home: Home, resident: list[Reading], moment: datetime) -> bool:
+    """Was the resident at home at `moment` in the night? Not in an annotated outing, and
+    seen inside since they last used the front or back door, by two devices or more (a
+    stuck sensor alone in an empty house is nobody), within the 18 hours before."""
+    if any(start <= moment <= end for start, end in home.outings):
+        return False
+    doors = {d["id"] for d in home.devices() if d.get("role") in ("front_door", "back_door")}
+    before = _between(resident, moment - timedelta(hours=18), moment)
+    before = [r for r in before if r.ts < moment]
+    last_door = max((i for i, r in enumerate(before) if r.device in doors), default=-1)
+    return len({r.device for r in before[last_door + 1:]}) >= 2
+
+
 def not_up(home: Home, rng: random.Random) -> Injected | None:
     usual = usual_up(home)
-    day = rng.choice(_days(home))
-    start = _local(day, usual, home.tz)
-    return (_without(home.readings, _local(day, time(4), home.tz), start + timedelta(hours=4)),
-            {"start": start, "end": start + timedelta(hours=4),
-             "usual_up": usual.strftime("%H:%M")})
+    resident = _acts(home.readings)
+    days = _days(home)
+    for _ in range(200):
+        # A morning after a night at home: nobody is "not up" in a house they are not in.
+        day = rng.choice(days)
+        if not _home_at_night(home, resident, _local(day, time(4), home.tz)):
+            continue
+        start = _local(day, usual, home.tz)
+        return (_without(home.readings, _local(day, time(4), home.tz),
+                         start + timedelta(hours=4)),
+                {"start": start, "end": start + timedelta(hours=4),
+                 "usual_up": usual.strftime("%H:%M")})
+    return None
 
 
 def night_wandering(home: Home, rng: random.Random) -> Injected | None:
     door = _device(home, lambda d: d.get("role") == "front_door")
     if door is None:
         return None
-    at = _local(rng.choice(_days(home)), time(rng.randrange(1, 4), rng.randrange(60)),
-                home.tz)
+    resident = _acts(home.readings)
+    days = _days(home)
+    for _ in range(200):
+        # Only someone at home can wander out of it (van Kasteren B was out on most of the
+        # nights drawn before this check: the opening was his homecoming).
+        at = _local(rng.choice(days), time(rng.randrange(1, 4), rng.randrange(60)), home.tz)
+        if _home_at_night(home, resident, at):
+            break
+    else:
+        return None
     out = _without(home.readings, at - timedelta(minutes=5), at + timedelta(hours=1))
     before = [r for r in out if r.device == door["id"] and r.ts < at]
     if before and max(before, key=lambda r: r.ts).value >= 1:

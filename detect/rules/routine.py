@@ -45,6 +45,7 @@ class DailyPattern(Rule):
     """Counts something through the day and judges it at `judge_at` (local time)."""
 
     judge_at = time(22, 30)
+    FULL_DAY = timedelta(hours=20)  # watched for less of the first day than this: partial
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home)
@@ -57,6 +58,7 @@ class DailyPattern(Rule):
         self.flag_streak = 0
         self.open: Alert | None = None
         self.day_away = timedelta()  # time out in the day last judged
+        self.partial = False  # the day being counted began before we watched
 
     def _next_judgement(self, after: datetime) -> datetime:
         local = after.astimezone(self.tz)
@@ -72,6 +74,9 @@ class DailyPattern(Rule):
     def observe(self, reading: Reading, activity: Activity | None) -> list[Alert]:
         if self.next_judgement is None:
             self.next_judgement = self._next_judgement(reading.ts)
+            # Watched from part-way through (a recording or a service starting at 20:14):
+            # that first day's count is not a day's, so it is neither judged nor learned.
+            self.partial = self.next_judgement - reading.ts < self.FULL_DAY
             return []
         if reading.ts >= self.next_judgement:
             return []  # judged when the deadline fires, which comes first
@@ -95,13 +100,19 @@ class DailyPattern(Rule):
         self.count, self.away = 0.0, timedelta()
         self.day_away = away  # for rules that judge the time out as well
         self.next_judgement = self._next_judgement(now)
-        if away > self.settings.away_skip:
+        partial, self.partial = self.partial, False
+        if away > self.settings.away_skip or partial:
             self.skipped()
-            return []  # mostly out: neither judged nor learned from
+            return []  # mostly out, or not watched all day: neither judged nor learned from
         day = now.astimezone(self.tz).date().isoformat()
         out = self.judge(now, value)
-        self.baseline.add(day, value, self.flag_streak > 0 or self.open is not None)
+        self.learn(day, value)
         return out
+
+    def learn(self, day: str, value: float) -> None:
+        """Add the day judged to the baseline; a day that was unusual, or came while an
+        alert was open, is kept out of what is usual."""
+        self.baseline.add(day, value, self.flag_streak > 0 or self.open is not None)
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         raise NotImplementedError
@@ -126,7 +137,7 @@ class DailyPattern(Rule):
                 "next": format_ts(self.next_judgement) if self.next_judgement else None,
                 "count": self.count, "away_s": self.away.total_seconds(),
                 "out_since": format_ts(self.out_since) if self.out_since else None,
-                "streak": self.flag_streak,
+                "streak": self.flag_streak, "partial": self.partial,
                 "open": self.open.to_json_obj() if self.open else None}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -136,6 +147,7 @@ class DailyPattern(Rule):
         self.away = timedelta(seconds=state.get("away_s", 0))
         self.out_since = parse_ts(state["out_since"]) if state.get("out_since") else None
         self.flag_streak = int(state.get("streak", 0))
+        self.partial = bool(state.get("partial", False))
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
 
 
@@ -318,6 +330,7 @@ class Meals(DailyPattern):
         self.words = ", ".join(n.replace("contact", "cupboards").replace(
             "motion", "movement in the kitchen") for n in names)
         self.last_visit: datetime | None = None
+        self.held: tuple[str, float] | None = None  # a low day, learned if the next is not
 
     def counts(self, reading: Reading, activity: Activity | None) -> float:
         if activity is None or activity.device not in self.kitchen:
@@ -327,13 +340,30 @@ class Meals(DailyPattern):
             return 1.0 if last is None or activity.ts - last >= self.VISIT_GAP else 0.0
         return 1.0 if activity.what.endswith(("switched on", "opened")) else 0.0
 
+    def learn(self, day: str, value: float) -> None:
+        # One low day is held back, not refused: if the next is ordinary it was their
+        # ordinary spread and is learned (otherwise the lowest day in the baseline only ever
+        # rises, and every ordinary quiet day becomes "below all of them"); if the next is
+        # low too, both stay out of the baseline.
+        held, self.held = self.held, None
+        flagged = self.flag_streak > 0 or self.open is not None
+        if held is not None:
+            self.baseline.add(held[0], held[1], flagged)
+        if self.flag_streak == 1 and self.open is None:
+            self.held = (day, value)
+        else:
+            self.baseline.add(day, value, flagged)
+
     def state(self) -> dict[str, Any]:
         return {**super().state(),
-                "last_visit": format_ts(self.last_visit) if self.last_visit else None}
+                "last_visit": format_ts(self.last_visit) if self.last_visit else None,
+                "held": list(self.held) if self.held else None}
 
     def load(self, state: dict[str, Any]) -> None:
         super().load(state)
         self.last_visit = parse_ts(state["last_visit"]) if state.get("last_visit") else None
+        held = state.get("held")
+        self.held = (str(held[0]), float(held[1])) if held else None
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         if not self.kitchen or not self.baseline.ready():

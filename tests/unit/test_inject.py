@@ -92,3 +92,38 @@ def test_a_long_lie_is_never_injected_into_an_empty_house(tmp_path: Path) -> Non
            for d in range(20)]
     home = Home("h1", description, home.readings, outings=out)
     assert long_lie(home, random.Random(1)) is None
+
+
+def test_night_wandering_and_not_up_are_only_injected_where_someone_is_home_at_night(
+        tmp_path: Path) -> None:
+    """Van Kasteren's house B: out on most nights, so an injected 'wandering' was read,
+    rightly, as him coming home, and a 'not up' fell on a morning he was away."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from simulators.inject import Home, night_wandering, not_up
+    from telecare.reading import Reading
+
+    description = {"home": "h1", "timezone": "UTC", "devices": [
+        {"id": "door", "kind": "contact", "room": "hall", "role": "front_door"},
+        {"id": "bath-pir", "kind": "motion", "room": "bathroom"},
+        {"id": "kitchen-pir", "kind": "motion", "room": "kitchen"}]}
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+
+    def day(d: int, out_at_night: bool) -> list[Reading]:
+        base = start + timedelta(days=d)
+        rows = [Reading("h1", dev, "motion", 1.0, base + timedelta(hours=h))
+                for h in range(9, 20) for dev in ("bath-pir", "kitchen-pir")]
+        if out_at_night:  # out of the door at 20:00, back at 08:00 the next day
+            rows += [Reading("h1", "door", "contact", v, base + timedelta(hours=20, seconds=s))
+                     for v, s in ((1.0, 0), (0.0, 10))]
+            rows += [Reading("h1", "door", "contact", v, base + timedelta(hours=32, seconds=s))
+                     for v, s in ((1.0, 0), (0.0, 10))]
+        return rows
+
+    away = Home("h1", description, [r for d in range(20) for r in day(d, True)])
+    assert night_wandering(away, random.Random(1)) is None
+    assert not_up(away, random.Random(1)) is None
+    home = Home("h1", description, [r for d in range(20) for r in day(d, False)])
+    assert night_wandering(home, random.Random(1)) is not None
+    assert not_up(home, random.Random(1)) is not None
