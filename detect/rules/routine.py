@@ -165,8 +165,7 @@ class NightToilet(DailyPattern):
     judge_at = time(10, 0)
     SLACK = 1.0  # a day's score above this adds to the evidence (CUSUM reference value)
     ALARM = 4.0  # evidence that raises the warning: one day at 5, or 2.5 for two days ...
-    UNUSUAL = 2.0  # a day scoring this is kept out of the baseline
-    NIGHT_SPREAD = 1.5
+    NIGHT_SPREAD = 1.0
     DAY_HOURS = (9, 21)
     MIN_TRIP = timedelta(minutes=2)
     FRESH = timedelta(minutes=5)  # a motion sensor quiet this long before reports afresh
@@ -247,11 +246,15 @@ class NightToilet(DailyPattern):
         usual_flushes = None
         if self.has_flush and self.flush_baseline.ready():
             usual_flushes = self.flush_baseline.median()
-            score += self.flush_baseline.z(flushes)
+            # More flushes by day add to the evidence; fewer take none away (a quiet day,
+            # a day out for lunch, says nothing against the nights).
+            score += max(0.0, self.flush_baseline.z(flushes))
         # CUSUM: evidence builds over consecutive unusual days and drains on ordinary ones,
         # so three days a little up are caught as surely as one day far up.
         self.cusum = max(0.0, self.cusum + score - self.SLACK)
-        unusual = score >= self.UNUSUAL
+        # A night that added to the evidence is not learned from either: a week of slowly
+        # rising trips (1, 1, 2, 2, 3 more) must not become the usual as it rises.
+        unusual = score > self.SLACK
         self.flag_streak = self.flag_streak + 1 if unusual else 0
         out: list[Alert] = []
         if self.open is not None:

@@ -50,3 +50,13 @@ def test_coverage_as_json_for_one_home_and_an_unknown_home_is_an_error(tmp_path:
     assert crises["vital signs (NEWS2)"] == "no"
     bad = CliRunner().invoke(main, ["coverage", "--config", str(root), "--home", "h404"])
     assert bad.exit_code != 0 and "no home 'h404'" in bad.output
+
+
+def test_motion_sensors_without_a_door_contact_see_a_long_lie_only_partly(
+        tmp_path: Path) -> None:
+    # The PIR-only views of real homes: with no exit door seen, time out looks like a lie.
+    root = _home(tmp_path, [{"id": "hall-pir", "kind": "motion", "room": "hall"},
+                            {"id": "kitchen-pir", "kind": "motion", "room": "kitchen"}])
+    home = load_config(root).homes["h009"]
+    lie = next(s for s in coverage(home) if s.crisis == "long lie")
+    assert lie.seen == "partly" and "time out cannot be told from a lie" in lie.how

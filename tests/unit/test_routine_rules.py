@@ -357,3 +357,23 @@ def test_an_ordinary_persons_quiet_kitchen_days_raise_no_meals_warning(
     alerts = run(Detector(config), readings + skipped)
     assert [a.raised_at for a in alerts] == [at(START + timedelta(days=11), "22:30")]
     assert "below every ordinary day of the last 10" in alerts[0].message
+
+
+def test_night_trips_rising_slowly_from_none_are_caught_within_the_week(
+        tmp_path: Path) -> None:
+    # The injected infection on a real home (Ordonez A, no night trips before): 1, 1, 2, 2,
+    # 3 more a night. Each night on its own is within the old spread, so each was learned as
+    # the new usual and the evidence drained: never caught. Now a night that adds evidence
+    # is not learned from, and fewer flushes by day take none away.
+    config = config_for(tmp_path, rules=only("night_toilet"))
+    readings = days(10, night_trips=0)
+    for i, trips in enumerate([1, 1, 2, 2, 3, 3, 3]):
+        readings += day_of_life(START + timedelta(days=10 + i), night_trips=trips,
+                                day_flushes=5)
+    alerts = run(Detector(config), readings)
+    assert [a.rule for a in alerts] == ["night_toilet"]
+    assert alerts[0].raised_at <= at(START + timedelta(days=15), "10:00")
+    # An ordinary spread (0 to 2 a night) over a month stays silent.
+    calm = [r for i in range(30) for r in day_of_life(START + timedelta(days=i),
+                                                      night_trips=(0, 1, 2, 1, 0)[i % 5])]
+    assert run(Detector(config), calm) == []
