@@ -159,13 +159,15 @@ class NightToilet(DailyPattern):
     scored against the resident's own median and spread; the two scores are added, so a home
     with both sensors needs less of each. Night trips are a small count (0, 1, 2 most
     nights), so their spread is never taken below `NIGHT_SPREAD`: two trips after a run of
-    quiet nights is ordinary."""
+    quiet nights is ordinary; for a resident seldom up at night at all, `SPARSE_SPREAD`."""
 
     name = "night_toilet"
     judge_at = time(10, 0)
     SLACK = 1.0  # a day's score above this adds to the evidence (CUSUM reference value)
     ALARM = 4.0  # evidence that raises the warning: one day at 5, or 2.5 for two days ...
-    NIGHT_SPREAD = 1.0
+    UNUSUAL = 2.0  # a day scoring this is kept out of the baseline
+    NIGHT_SPREAD = 1.5
+    SPARSE_SPREAD = 1.0
     DAY_HOURS = (9, 21)
     MIN_TRIP = timedelta(minutes=2)
     FRESH = timedelta(minutes=5)  # a motion sensor quiet this long before reports afresh
@@ -235,6 +237,14 @@ class NightToilet(DailyPattern):
             return activity.device in self.toilet
         return activity.room not in (None, "bedroom")
 
+    def _night_spread(self) -> float:
+        """The least spread of night trips: NIGHT_SPREAD, or SPARSE_SPREAD for a resident
+        who is up at night on at most one night in five (Ordonez A: none in two weeks) —
+        for them a trip most nights is news; for one with 0 to 2 a night it is not."""
+        nights = self.baseline.values()
+        up = sum(1 for v in nights if v > 0)
+        return self.SPARSE_SPREAD if up * 5 <= len(nights) else self.NIGHT_SPREAD
+
     def judge(self, now: datetime, value: float) -> list[Alert]:
         self.in_night, self.left_at = False, None
         flushes, self.flushes = self.flushes, 0.0
@@ -242,7 +252,7 @@ class NightToilet(DailyPattern):
             self.flush_baseline.add("", flushes, False)
             return []
         usual = self.baseline.median()
-        score = self.baseline.z(value, self.NIGHT_SPREAD)
+        score = self.baseline.z(value, self._night_spread())
         usual_flushes = None
         if self.has_flush and self.flush_baseline.ready():
             usual_flushes = self.flush_baseline.median()
@@ -254,7 +264,7 @@ class NightToilet(DailyPattern):
         self.cusum = max(0.0, self.cusum + score - self.SLACK)
         # A night that added to the evidence is not learned from either: a week of slowly
         # rising trips (1, 1, 2, 2, 3 more) must not become the usual as it rises.
-        unusual = score > self.SLACK
+        unusual = score >= self.UNUSUAL
         self.flag_streak = self.flag_streak + 1 if unusual else 0
         out: list[Alert] = []
         if self.open is not None:

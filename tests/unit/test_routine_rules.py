@@ -362,9 +362,9 @@ def test_an_ordinary_persons_quiet_kitchen_days_raise_no_meals_warning(
 def test_night_trips_rising_slowly_from_none_are_caught_within_the_week(
         tmp_path: Path) -> None:
     # The injected infection on a real home (Ordonez A, no night trips before): 1, 1, 2, 2,
-    # 3 more a night. Each night on its own is within the old spread, so each was learned as
-    # the new usual and the evidence drained: never caught. Now a night that adds evidence
-    # is not learned from, and fewer flushes by day take none away.
+    # 3 more a night. Each night on its own was within the spread allowed for anyone (1.5
+    # trips), and a day with fewer flushes took evidence away: never caught. For someone
+    # seldom up at night the least spread is 1 trip, and fewer flushes take none away.
     config = config_for(tmp_path, rules=only("night_toilet"))
     readings = days(10, night_trips=0)
     for i, trips in enumerate([1, 1, 2, 2, 3, 3, 3]):
