@@ -348,9 +348,10 @@ class NotUp(Rule):
                                float(activity.in_chair)])
 
     def _late_night(self, day: date) -> tuple[datetime, datetime] | None:
-        """If the rest going on now began so late that their usual night's rest plus the
-        margin runs past this morning's deadline: when it began, and the later deadline
-        (never past LATEST_DEADLINE). Asked after every reading: kept until the next."""
+        """While their usual time is still learned: if tonight's rest began after LATE_BED
+        and SLEEP plus the margin from then runs past this morning's deadline, when it
+        began and that later deadline (never past LATEST_DEADLINE). Asked after every
+        reading: kept until the next activity."""
         if self.last_act is None or self._usual(day) is not None:
             return None
         # (Astir just now, the hour's quiet that getting up is told by is waited for anyway;
