@@ -387,9 +387,11 @@ class Meals(DailyPattern):
         # Well below usual, and below every ordinary day they had in the baseline: a real
         # person's kitchen use runs from 4 to 15 a day, so half the median alone is an
         # ordinary quiet day (Ordonez A: 4 and 5 after a median of 10.5); two days running
-        # below all of the last weeks' is not.
+        # below all of the last weeks' is not. A quarter of the median or less is low
+        # whatever the baseline holds: a crisis that began while the baseline was still
+        # warming up had taught it a low day (Ordonez B, an injected copy: missed).
         lowest = min(self.baseline.values())
-        flagged = value <= 0.5 * usual and value < lowest
+        flagged = value <= 0.25 * usual or (value <= 0.5 * usual and value < lowest)
         self.flag_streak = self.flag_streak + 1 if flagged else 0
         if self.open is not None:
             if value >= 0.75 * usual:
