@@ -102,6 +102,12 @@ class AlertStore:
         rows = self.conn.execute("SELECT body FROM alerts ORDER BY raised_at, id").fetchall()
         return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
 
+    def of_home(self, home: str) -> list[Alert]:
+        """One home's alerts, oldest first."""
+        rows = self.conn.execute("SELECT body FROM alerts WHERE home = ? ORDER BY raised_at, id",
+                                 (home,)).fetchall()
+        return [Alert.from_json_obj(json.loads(b)) for (b,) in rows]
+
     def all_firing(self) -> list[Alert]:
         rows = self.conn.execute("SELECT body FROM alerts WHERE status = 'firing' ORDER BY"
                                  " raised_at, id").fetchall()

@@ -444,9 +444,9 @@ def load_config(root: str | Path, table: RuleTable) -> Config:
     homes: dict[str, HomeConfig] = {}
     home_dir = root / "homes"
     files = sorted([*home_dir.glob("*.yaml"), *home_dir.glob("*.yml")]) if home_dir.is_dir() else []
-    stray = sorted(p.name for p in [*root.glob("*.yaml"), *root.glob("*.yml")]
-                   if p.name not in ("rules.yaml", "rules.yml"))
-    if stray and not home_dir.is_dir():
+    stray = [] if home_dir.is_dir() else sorted(
+        p.name for p in [*root.glob("*.yaml"), *root.glob("*.yml")] if p.name != "rules.yaml")
+    if stray:
         # The homes folder itself given as the configuration: every reading would be taken
         # for a home with no file (UTC, no devices), silently, so it is refused instead.
         problems.append(f"{root}: has {', '.join(stray[:3])}{' ...' * (len(stray) > 3)} but "

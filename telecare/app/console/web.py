@@ -324,8 +324,7 @@ def make_app(console: Console) -> FastAPI:
         with console.lock:
             day = console.readings.day_of(home)
             last = console.readings.devices_of(home)
-            history = [a for a in console.service.store.all() if a.home == home
-                       and user.sees(a)][-50:]
+            history = [a for a in console.service.store.of_home(home) if user.sees(a)][-50:]
             verdicts = {a.id: console.service.story(a.id)["feedback"] for a in history}
         tz = found.tz
         room_of = {d.id: d.room or d.id for d in found.devices}
