@@ -46,6 +46,16 @@ class DailyPattern(Rule):
 
     judge_at = time(22, 30)
     FULL_DAY = timedelta(hours=20)  # watched for less of the first day than this: partial
+    # A day whose last sign was the front door, with nothing since, is out only if the next
+    # sign is the door again (the homecoming); if it is a sign of life inside, they were in
+    # all along. A rule that sets this waits for that next sign before judging such a day,
+    # instead of taking the evening as out (see `Meals`).
+    WAIT_AFTER_DOOR = False
+    PASSAGE = timedelta(minutes=2)
+    # A rule that sets this does not judge a day whose last sign of life came this long
+    # before its deadline: the home fell silent (a hub or its sensors failed, a recording
+    # ended, or they left unseen), and a silent kitchen then says nothing about meals.
+    SILENT_SKIP: timedelta | None = None
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home)
@@ -54,11 +64,17 @@ class DailyPattern(Rule):
         self.next_judgement: datetime | None = None
         self.count = 0.0
         self.away = timedelta()
-        self.out_since: datetime | None = None
+        self.out_since: datetime | None = None  # the door, perhaps going out, nothing since
+        self.last_passage: datetime | None = None
+        self.last_sign: datetime | None = None  # the latest activity of any kind
         self.flag_streak = 0
         self.open: Alert | None = None
         self.day_away = timedelta()  # time out in the day last judged
         self.partial = False  # the day being counted began before we watched
+        # A day left undecided at its deadline (WAIT_AFTER_DOOR): its deadline, count, time
+        # out without the last door, and the time from the last door to the deadline.
+        self.undecided: tuple[datetime, float, timedelta, timedelta] | None = None
+        self.day_end = self.told_at = datetime.min  # the day last judged, and when
 
     def _next_judgement(self, after: datetime) -> datetime:
         local = after.astimezone(self.tz)
@@ -80,34 +96,91 @@ class DailyPattern(Rule):
             return []
         if reading.ts >= self.next_judgement:
             return []  # judged when the deadline fires, which comes first
+        out: list[Alert] = []
         if activity is not None:
-            if activity.exit_door:
-                self.out_since = self.out_since or activity.ts
-            elif self.out_since is not None:
+            self.last_sign = activity.ts
+        sign = None if activity is None else self._presence_sign(activity)
+        if sign is not None and self.undecided is not None:
+            at, value, away, pending = self.undecided
+            self.undecided = None
+            out = self._decide(at, value, away + pending if sign == "door" else away,
+                               activity.ts if activity else at)
+        # Time out, in hindsight: from a front or back door to the next door with nothing
+        # inside in between, after which they are home (the second door was the
+        # homecoming, and hours unseen after it are hours in rooms without sensors). A door
+        # followed by a sign of life inside (before any other door) was not a departure.
+        # (Counting every door to the next sign of life as out made a homecoming followed
+        # by a silent evening a day out, and so unjudged: a contacts-only home whose
+        # kitchen fell silent read as away, never as skipping meals.)
+        if sign == "door" and activity is not None:
+            if self.out_since is not None:
                 self.away += activity.ts - self.out_since
-                self.out_since = None
+                self.out_since = None  # home again
+            else:
+                self.out_since = activity.ts  # perhaps leaving
+        elif sign == "inside":
+            self.out_since = None
         self.count += self.counts(reading, activity)
-        return []
+        return out
+
+    def _presence_sign(self, activity: Activity) -> str | None:
+        """'door' for someone passing the front or back door (its opening; a second opening
+        within PASSAGE is the same passage), 'inside' for a sign of life in the home, None
+        for neither (the door closing)."""
+        if not activity.exit_door:
+            return "inside"
+        if activity.kind == "contact" and not activity.what.endswith("opened"):
+            return None
+        last, self.last_passage = self.last_passage, activity.ts
+        if last is not None and activity.ts - last < self.PASSAGE:
+            return None
+        return "door"
 
     def next_deadline(self) -> datetime | None:
         return self.next_judgement
 
     def on_deadline(self, now: datetime) -> list[Alert]:
+        if self.undecided is not None:  # a whole day without a sign after the door: out
+            self.undecided = None
+            self.skipped()
+        pending = timedelta()
         if self.out_since is not None:
-            self.away += now - self.out_since
+            pending = now - self.out_since
             self.out_since = now
         value, away = self.count, self.away
         self.count, self.away = 0.0, timedelta()
-        self.day_away = away  # for rules that judge the time out as well
         self.next_judgement = self._next_judgement(now)
         partial, self.partial = self.partial, False
-        if away > self.settings.away_skip or partial:
+        silent = self.SILENT_SKIP is not None and (
+            self.last_sign is None or now - self.last_sign > self.SILENT_SKIP)
+        if partial or silent:
             self.skipped()
-            return []  # mostly out, or not watched all day: neither judged nor learned from
-        day = now.astimezone(self.tz).date().isoformat()
+            return []  # not watched all day: neither judged nor learned from
+        if self.WAIT_AFTER_DOOR and pending and away + pending > self.settings.away_skip \
+                and away <= self.settings.away_skip:
+            self.undecided = (now, value, away, pending)  # in or out: the next sign says
+            return []
+        return self._decide(now, value, away + pending, now)
+
+    def _decide(self, day_end: datetime, value: float, away: timedelta,
+                now: datetime) -> list[Alert]:
+        """Judge and learn the day that ended at `day_end` (told at `now`), unless it was
+        mostly spent out."""
+        self.day_away = away  # for rules that judge the time out as well
+        if away > self.settings.away_skip:
+            self.skipped()
+            return []  # mostly out: neither judged nor learned from
+        self.day_end, self.told_at = day_end, now
+        day = day_end.astimezone(self.tz).date().isoformat()
         out = self.judge(now, value)
         self.learn(day, value)
         return out
+
+    def day_words(self) -> str:
+        """'today', or the day's name when it is judged after its end (WAIT_AFTER_DOOR)."""
+        if self.told_at == self.day_end:
+            return "today"
+        return f"on {self.day_end.astimezone(self.tz):%A}"
 
     def learn(self, day: str, value: float) -> None:
         """Add the day judged to the baseline; a day that was unusual, or came while an
@@ -137,7 +210,12 @@ class DailyPattern(Rule):
                 "next": format_ts(self.next_judgement) if self.next_judgement else None,
                 "count": self.count, "away_s": self.away.total_seconds(),
                 "out_since": format_ts(self.out_since) if self.out_since else None,
+                "last_passage": format_ts(self.last_passage) if self.last_passage else None,
+                "last_sign": format_ts(self.last_sign) if self.last_sign else None,
                 "streak": self.flag_streak, "partial": self.partial,
+                "undecided": [format_ts(self.undecided[0]), self.undecided[1],
+                              self.undecided[2].total_seconds(),
+                              self.undecided[3].total_seconds()] if self.undecided else None,
                 "open": self.open.to_json_obj() if self.open else None}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -146,14 +224,22 @@ class DailyPattern(Rule):
         self.count = float(state.get("count", 0))
         self.away = timedelta(seconds=state.get("away_s", 0))
         self.out_since = parse_ts(state["out_since"]) if state.get("out_since") else None
+        self.last_passage = parse_ts(state["last_passage"]) if state.get("last_passage") \
+            else None
+        self.last_sign = parse_ts(state["last_sign"]) if state.get("last_sign") else None
         self.flag_streak = int(state.get("streak", 0))
         self.partial = bool(state.get("partial", False))
+        undecided = state.get("undecided")
+        self.undecided = (parse_ts(undecided[0]), float(undecided[1]),
+                          timedelta(seconds=undecided[2]),
+                          timedelta(seconds=undecided[3])) if undecided else None
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
 
 
 class NightToilet(DailyPattern):
-    """Toilet use, judged each morning on the last 24 hours: trips in the night (with a bed
-    mat, a return to bed during the night; without one, a flush between 00:30 and 05:30) and
+    """Toilet use, judged each morning on the last 24 hours: trips in the night (returns to
+    bed during the night where there is a bed mat, or flushes between 00:30 and 05:30,
+    whichever are more) and
     flushes in the day (09:00 to 21:00, so that a night trip is not counted twice). An
     infection shows in both: more trips at night and more frequent visits by day. Each is
     scored against the resident's own median and spread; the two scores are added, so a home
@@ -170,6 +256,7 @@ class NightToilet(DailyPattern):
     SPARSE_SPREAD = 1.0
     DAY_HOURS = (9, 21)
     MIN_TRIP = timedelta(minutes=2)
+    NIGHT_FLUSHES = (time(0, 30), time(5, 30))  # a flush in these hours is a night trip
     FRESH = timedelta(minutes=5)  # a motion sensor quiet this long before reports afresh
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
@@ -191,15 +278,32 @@ class NightToilet(DailyPattern):
             for d in home.devices)
         self.motion_seen: dict[str, float] = {}  # motion sensor -> latest report (epoch s)
         self.flushes = 0.0
+        self.night_flushes = 0.0  # flushes in NIGHT_FLUSHES
+        self.bed_trips = 0.0  # returns to bed after a trip
+        self.trips = 0.0  # the larger of the two, as counted so far
         self.flush_baseline = Baseline(settings.baseline_days, settings.min_days)
         self.cusum = 0.0
         self.calm_days = 0
 
     def counts(self, reading: Reading, activity: Activity | None) -> float:
-        hour = reading.ts.astimezone(self.tz).hour
-        if reading.kind == "flush" and activity is not None and \
-                self.DAY_HOURS[0] <= hour < self.DAY_HOURS[1]:
-            self.flushes += 1
+        """The night's trips so far (the day's count) grow by the returns to bed or the
+        night's flushes, whichever is more: with a flush, the night's flushes are trips
+        too. A bed mat that pulses under a restless sleeper, or a trip made before going
+        to bed at 02:00, hides trips from the returns to bed, never from the flush (van
+        Kasteren B and C: injected trips went uncounted on most nights)."""
+        local = reading.ts.astimezone(self.tz)
+        if reading.kind == "flush" and activity is not None:
+            if self.DAY_HOURS[0] <= local.hour < self.DAY_HOURS[1]:
+                self.flushes += 1
+            elif self.NIGHT_FLUSHES[0] <= local.time() < self.NIGHT_FLUSHES[1]:
+                self.night_flushes += 1
+        self.bed_trips += self._bed_trip(reading, activity, local.hour)
+        trips = max(self.bed_trips, self.night_flushes)
+        grown, self.trips = trips - self.trips, trips
+        return grown
+
+    def _bed_trip(self, reading: Reading, activity: Activity | None, hour: int) -> float:
+        """1 for a return to bed after a trip in the night (homes with a bed mat)."""
         if self.has_bed:
             if activity is not None and self._trip_sign(activity) and \
                     self.left_at is not None:
@@ -219,9 +323,6 @@ class NightToilet(DailyPattern):
             away = left is not None and reading.ts - left >= self.MIN_TRIP and (
                 self.went_out or not self.watched_beyond)
             return 1.0 if self.in_night and hour < 9 and away else 0.0
-        if reading.kind == "flush" and activity is not None:
-            local = reading.ts.astimezone(self.tz).time()
-            return 1.0 if time(0, 30) <= local < time(5, 30) else 0.0
         return 0.0
 
     def _trip_sign(self, activity: Activity) -> bool:
@@ -238,16 +339,21 @@ class NightToilet(DailyPattern):
         return activity.room not in (None, "bedroom")
 
     def _night_spread(self) -> float:
-        """The least spread of night trips: NIGHT_SPREAD, or SPARSE_SPREAD for a resident
-        who is up at night on at most one night in five (Ordonez A: none in two weeks) —
-        for them a trip most nights is news; for one with 0 to 2 a night it is not."""
+        """The least spread of night trips: SPARSE_SPREAD for a resident who is up at night
+        on at most one night in five (Ordonez A: none in two weeks), else the spread of a
+        count with their median as its mean (the square root of it, as for any count of
+        independent events), at least SPARSE_SPREAD: for one with a trip most nights
+        (van Kasteren B and C), three is news; for one with 0 to 4 (median 2), it is not."""
         nights = self.baseline.values()
         up = sum(1 for v in nights if v > 0)
-        return self.SPARSE_SPREAD if up * 5 <= len(nights) else self.NIGHT_SPREAD
+        if up * 5 <= len(nights):
+            return self.SPARSE_SPREAD
+        return max(self.SPARSE_SPREAD, self.baseline.median() ** 0.5)
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         self.in_night, self.left_at = False, None
         flushes, self.flushes = self.flushes, 0.0
+        self.night_flushes = self.bed_trips = self.trips = 0.0
         if not (self.has_bed or self.has_flush) or not self.baseline.ready():
             self.flush_baseline.add("", flushes, False)
             return []
@@ -300,11 +406,14 @@ class NightToilet(DailyPattern):
 
     def skipped(self) -> None:
         self.in_night, self.flushes, self.left_at = False, 0.0, None
+        self.night_flushes = self.bed_trips = self.trips = 0.0
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "in_night": self.in_night, "flushes": self.flushes,
                 "left_at": format_ts(self.left_at) if self.left_at else None,
                 "went_out": self.went_out, "motion_seen": self.motion_seen,
+                "night_flushes": self.night_flushes, "bed_trips": self.bed_trips,
+                "trips": self.trips,
                 "cusum": self.cusum, "calm_days": self.calm_days,
                 "flush_baseline": self.flush_baseline.state()}
 
@@ -315,6 +424,9 @@ class NightToilet(DailyPattern):
         self.went_out = bool(state.get("went_out", False))
         self.motion_seen = {str(k): float(v) for k, v in state.get("motion_seen", {}).items()}
         self.flushes = float(state.get("flushes", 0))
+        self.night_flushes = float(state.get("night_flushes", 0))
+        self.bed_trips = float(state.get("bed_trips", 0))
+        self.trips = float(state.get("trips", 0))
         self.cusum = float(state.get("cusum", 0))
         self.calm_days = int(state.get("calm_days", 0))
         self.flush_baseline.load(state.get("flush_baseline", {}))
@@ -329,6 +441,9 @@ class Meals(DailyPattern):
 
     name = "meals"
     VISIT_GAP = timedelta(minutes=10)
+    WAIT_AFTER_DOOR = True  # a kitchen that fell silent must not read as an evening out
+    SILENT_SKIP = timedelta(hours=12)  # ... but a home that fell silent says nothing
+    EARLY_DAYS = 3  # from this many days, a day at a quarter of the median is already low
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home, settings)
@@ -338,8 +453,8 @@ class Meals(DailyPattern):
                             if d.room == "kitchen" and d.kind == "motion"}
         self.motion = {d.id for d in home.devices if d.id in self.kitchen and
                        d.kind == "motion"}
-        names = sorted({(d.role or d.kind).replace("_", " ") for d in home.devices
-                        if d.id in self.kitchen})
+        names = sorted({(d.role or {"power": "appliance"}.get(d.kind, d.kind)).replace(
+            "_", " ") for d in home.devices if d.id in self.kitchen})
         self.words = ", ".join(n.replace("contact", "cupboards").replace(
             "motion", "movement in the kitchen") for n in names)
         self.last_visit: datetime | None = None
@@ -379,7 +494,8 @@ class Meals(DailyPattern):
         self.held = (str(held[0]), float(held[1])) if held else None
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
-        if not self.kitchen or not self.baseline.ready():
+        known = self.baseline.values()
+        if not self.kitchen or len(known) < self.EARLY_DAYS:
             return []
         usual = self.baseline.median()
         if usual < 4:
@@ -388,25 +504,34 @@ class Meals(DailyPattern):
         # person's kitchen use runs from 4 to 15 a day, so half the median alone is an
         # ordinary quiet day (Ordonez A: 4 and 5 after a median of 10.5); two days running
         # below all of the last weeks' is not. A quarter of the median or less is low
-        # whatever the baseline holds: a crisis that began while the baseline was still
-        # warming up had taught it a low day (Ordonez B, an injected copy: missed).
-        lowest = min(self.baseline.values())
-        flagged = value <= 0.25 * usual or (value <= 0.5 * usual and value < lowest)
+        # whatever the baseline holds, and already from EARLY_DAYS days if it is also at
+        # under half their lowest day so far: a crisis that began in the first week would
+        # otherwise be learned as the usual (Ordonez A and B, injected copies: missed, or
+        # caught on the fourth day); a man whose first days ran 14, 150, 209 uses is not
+        # skipping meals on a day of 12 (van Kasteren B).
+        lowest = min(known)
+        below_all = value < lowest and self.baseline.ready()
+        flagged = value <= 0.25 * usual and (self.baseline.ready() or value < 0.5 * lowest) \
+            or (value <= 0.5 * usual and below_all)
         self.flag_streak = self.flag_streak + 1 if flagged else 0
         if self.open is not None:
             if value >= 0.75 * usual:
-                return self._resolve(now, f"Kitchen use back to {value:g} today "
+                return self._resolve(now, f"Kitchen use back to {value:g} {self.day_words()} "
                                           f"(usually {usual:g}).")
             return []
         if self.flag_streak >= 2:
+            how = (f"the second day running below every ordinary day of the last {len(known)}"
+                   if below_all else
+                   f"the second day running at a quarter or less of the usual over the last "
+                   f"{len(known)} days")
             return [self._alert(now, (
-                f"Only {value:g} uses of the kitchen ({self.words}) today, the second day "
-                f"running below every ordinary day of the last {len(self.baseline.values())} "
+                f"Only {value:g} uses of the kitchen ({self.words}) {self.day_words()}, {how} "
                 f"(usually {self.baseline.usual_range()} a day, median {usual:g}, never "
                 f"fewer than {lowest:g}). The resident may be skipping meals and drinks: "
                 "ask, and check there is food in."),
                 {"kitchen_uses_today": value, "baseline_median": usual,
-                 "baseline_lowest": lowest, "days_low_in_a_row": self.flag_streak})]
+                 "baseline_lowest": lowest, "baseline_days": len(known),
+                 "days_low_in_a_row": self.flag_streak})]
         return []
 
 

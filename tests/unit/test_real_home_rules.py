@@ -447,3 +447,25 @@ def test_a_trip_in_the_night_does_not_make_the_night_late(tmp_path: Path) -> Non
     alerts = run(Detector(config), history + day_of_life(late, up=None)[:48])
     assert [a.raised_at for a in alerts] == [at(late, "09:30")]
     assert alerts[0].evidence["rest_began_at"] is None
+
+
+def test_where_going_out_is_not_seen_the_learning_week_allows_an_afternoon_out(
+        tmp_path: Path) -> None:
+    # Motion sensors and no front-door contact (Ordonez A and B with only their motion
+    # sensors): an afternoon out is four quiet hours like a lie. While the home is learned,
+    # the plan's 3 h called every outing a long lie (13 and 4 alerts); it allows the sparse
+    # limit (7 h) until the resident's own spells are known.
+    no_door = [d for d in DEVICES if d.get("role") != "front_door"]
+    config = config_for(tmp_path, rules=only("inactivity"), devices=no_door)
+    week = quiet_afternoons(6, 4.0)
+    assert run(Detector(config), week) == []
+    # With the door watched, the same afternoons are a lie until learned, as before.
+    with_door = config_for(tmp_path / "door", rules=only("inactivity"))
+    assert len(run(Detector(with_door), week)) == 6
+    # A day with nothing from 10:00 in the doorless home still raises it, at 7 h.
+    day = START + timedelta(days=6)
+    lie = [r for r in day_of_life(day) if r.ts <= at(day, "10:00") or r.kind == "heartbeat"]
+    alerts = run(Detector(config), week + lie)
+    assert [a.raised_at.date() for a in alerts] == [day]
+    assert alerts[0].evidence["threshold_minutes"] == 7 * 60
+    assert "for a home where going out is not seen" in alerts[0].message

@@ -377,3 +377,110 @@ def test_night_trips_rising_slowly_from_none_are_caught_within_the_week(
     calm = [r for i in range(30) for r in day_of_life(START + timedelta(days=i),
                                                       night_trips=(0, 1, 2, 1, 0)[i % 5])]
     assert run(Detector(config), calm) == []
+
+
+CONTACTS_ONLY = [
+    {"id": "front-door", "kind": "contact", "room": "hall", "role": "front_door"},
+    {"id": "fridge", "kind": "contact", "room": "kitchen", "role": "fridge"},
+    {"id": "cupboard", "kind": "contact", "room": "kitchen"},
+    {"id": "toilet", "kind": "flush", "room": "bathroom"},
+]
+
+
+def contacts_day(day: date, meals: bool = True, out: tuple[str, str] | None = ("10:00", "12:00"),
+                 evening_flush: bool = False) -> list[Reading]:
+    """A day in a home of door, cupboard and fridge contacts and a flush: toilet at 08:00
+    and 09:00, out through the front door (opened and closed) from `out[0]` to `out[1]`
+    (None for no return that day), then only the kitchen shows them until the next morning
+    (or a flush at 23:00 as well)."""
+    out_readings = [reading("toilet", "flush", 1, at(day, t)) for t in ("08:00", "09:00")]
+    for hhmm in [t for t in (out or ()) if t is not None]:
+        t = at(day, hhmm)
+        out_readings += [reading("front-door", "contact", 1, t),
+                         reading("front-door", "contact", 0, t + M)]
+    if meals:
+        for hhmm in ("08:30", "12:30", "13:00", "18:00", "18:20", "20:00"):
+            t = at(day, hhmm)
+            out_readings += [reading("fridge", "contact", 1, t),
+                             reading("fridge", "contact", 0, t + M)]
+    if evening_flush:
+        out_readings.append(reading("toilet", "flush", 1, at(day, "23:00")))
+    return out_readings
+
+
+def test_a_silent_kitchen_after_a_homecoming_in_a_contacts_only_home_is_skipped_meals(
+        tmp_path: Path) -> None:
+    # Door, cupboard and fridge contacts and a flush, nothing else (Ordonez A without her
+    # motion sensors). After coming home at 12:00 only the kitchen showed the resident, so
+    # when she stopped eating the afternoon and evening looked empty: the door and then
+    # nothing read as ten hours out, the day was never judged, and skipped meals were
+    # never caught in such a home. The second door was the homecoming.
+    config = config_for(tmp_path, rules=only("meals"), devices=CONTACTS_ONLY)
+    ordinary = [r for i in range(8) for r in contacts_day(START + timedelta(days=i))]
+    skipping = [r for i in range(8, 10)
+                for r in contacts_day(START + timedelta(days=i), meals=False)]
+    morning = [reading("toilet", "flush", 1, at(START + timedelta(days=10), "08:00"))]
+    alerts = run(Detector(config), ordinary + skipping + morning)
+    assert [a.raised_at for a in alerts] == [at(START + timedelta(days=9), "22:30")]
+    assert "Only 0 uses of the kitchen (cupboards, fridge) today" in alerts[0].message
+    # Two days really out (09:00 to 21:30, eating out) are neither judged nor learned.
+    away = [r for i in range(8, 10) for r in contacts_day(
+        START + timedelta(days=i), meals=False, out=("09:00", "21:30"))]
+    assert run(Detector(config), ordinary + away + morning) == []
+
+
+def test_a_door_and_then_silence_past_bedtime_waits_for_the_next_sign(
+        tmp_path: Path) -> None:
+    # The door at 15:00 and nothing after it by the day's judgement at 22:30: out for the
+    # evening, or in and not eating? The next sign says. A flush at 23:00 (in all along):
+    # the day is judged then, and named. The door at 23:30 (home from an evening out): it
+    # was a day out, not judged.
+    config = config_for(tmp_path, rules=only("meals"), devices=CONTACTS_ONLY)
+    ordinary = [r for i in range(8) for r in contacts_day(START + timedelta(days=i))]
+    stayed_in = [r for i in range(8, 10) for r in contacts_day(
+        START + timedelta(days=i), meals=False, out=("15:00",), evening_flush=True)]
+    alerts = run(Detector(config), ordinary + stayed_in)
+    second = START + timedelta(days=9)
+    assert [a.raised_at for a in alerts] == [at(second, "23:00")]
+    assert f"Only 0 uses of the kitchen (cupboards, fridge) on {second:%A}" in \
+        alerts[0].message
+    went_out = [r for i in range(8, 10) for r in contacts_day(
+        START + timedelta(days=i), meals=False, out=("15:00", "23:30"))]
+    assert run(Detector(config), ordinary + went_out) == []
+
+
+def test_meals_skipped_from_the_first_week_are_caught_not_learned(tmp_path: Path) -> None:
+    # A crisis that begins while the baseline is still warming up (7 days) was learned as
+    # the usual and caught late or never. From three days on, a day at a quarter of the
+    # median or less, and under half the lowest day so far, is already low.
+    config = config_for(tmp_path, rules=only("meals"))
+    readings = [r for i, k in enumerate([5, 6, 5, 6]) for r in day_of_life(
+        START + timedelta(days=i), kettle=k)]
+    skipped = [r for i in range(4, 6) for r in day_of_life(START + timedelta(days=i),
+                                                          kettle=0)]
+    alerts = run(Detector(config), readings + skipped)
+    assert [a.raised_at for a in alerts] == [at(START + timedelta(days=5), "22:30")]
+    assert "at a quarter or less of the usual over the last 4 days" in alerts[0].message
+    # First days that already held a quiet one (2 uses) say too little to judge 1 by.
+    uneven = [r for i, k in enumerate([5, 2, 6, 5]) for r in day_of_life(
+        START + timedelta(days=i), kettle=k)]
+    quiet = [r for i in range(4, 6) for r in day_of_life(START + timedelta(days=i), kettle=1)]
+    assert run(Detector(config), uneven + quiet) == []
+
+
+def test_night_flushes_count_as_trips_where_the_bed_mat_misses_them(tmp_path: Path) -> None:
+    # Van Kasteren B and C: bed mats that pulse under a restless sleeper, and trips made
+    # before going to bed at 02:00, never show as returns to bed; the flush shows every
+    # one. A resident with a trip most nights whose night flushes rise by 1, 1, 2, 2, 3 is
+    # caught within the week, though the mat never shows an extra trip.
+    config = config_for(tmp_path, rules=only("night_toilet"))
+    readings = days(10, night_trips=1)
+    for i, extra in enumerate([1, 1, 2, 2, 3, 3, 3]):
+        day = START + timedelta(days=10 + i)
+        readings += day_of_life(day, night_trips=1)
+        readings += [reading("toilet", "flush", 1, at(day, "02:30") + j * 50 * M)
+                     for j in range(extra)]
+    alerts = run(Detector(config), readings)
+    assert [a.rule for a in alerts] == ["night_toilet"]
+    assert alerts[0].raised_at <= at(START + timedelta(days=15), "10:00")
+    assert alerts[0].evidence["baseline_median"] == 1
