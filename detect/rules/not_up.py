@@ -61,6 +61,11 @@ ROSE = timedelta(minutes=15).total_seconds()  # out of bed this long before the 
 NIGHT_FROM = time(18, 0)  # the night whose rest ends in a morning starts the evening before
 SAME_TYPE_DAYS = 3  # weekday and weekend mornings are told apart once 3 of a type are known
 GONE_AFTER = timedelta(hours=24)  # doors only: a door and then a day of nothing is away
+# Doors only: a resident seen to spend NIGHTS_OUT nights out (the door in the evening, the
+# door again after the morning began, nothing in between) in the last KEEP_NIGHTS days goes
+# out at night as a habit, and a door followed by a quiet night means out for them.
+NIGHTS_OUT = 2
+KEEP_NIGHTS = 28
 # A late night while their usual time is still learned: someone whose night's rest began after
 # LATE_BED is not "not up" before SLEEP of rest and the margin are over (real residents home
 # or to bed at 02:00-05:00 in their first week rose at 11:00-12:30, not by the plan's 10:30).
@@ -174,6 +179,7 @@ class NotUp(Rule):
         self.sees_night = sees_presence(home)
         self.sustained = SUSTAINED if self.sees_night else SUSTAINED_SPARSE
         self._late_key: tuple[date, datetime, int] | None = None
+        self.nights_out: list[int] = []  # doors only: mornings (ordinals) they came home in
         self._late: tuple[datetime, datetime] | None = None
 
     # --- when ---------------------------------------------------------------------------
@@ -271,6 +277,8 @@ class NotUp(Rule):
             self._roll(day, activity.ts)
         if self.out and not activity.away and activity.ts < self._day_deadline(day):
             self.skip = False  # home again (from a night out) before the deadline: judged
+        if self.out and activity.exit_door and not self.sees_night:
+            self._note_night_out(activity.ts)
         self.out = activity.away
         if activity.away and not activity.exit_door:
             return []  # gone out, and no sure sign of life yet (see ActivityTracker)
@@ -310,14 +318,30 @@ class NotUp(Rule):
         self.open = None
         return [done]
 
+    def _note_night_out(self, door: datetime) -> None:
+        """The door again after the door and nothing: they had been out. Over a morning's
+        start, that was a night out."""
+        if self.last_act is None:
+            return
+        morning = datetime.combine(self._morning_of(door), time(MORNING_START), self.tz)
+        day = morning.toordinal()
+        if self.last_act < morning <= door and day not in self.nights_out:
+            self.nights_out = [d for d in self.nights_out if d > day - KEEP_NIGHTS] + [day]
+
     def _gone(self) -> bool:
         """Out of the house, as far as the sensors can tell. With motion sensors or a bed
         mat, a night after the front door with nothing astir means out; with doors and
         plugs only it means nothing (the bins taken out at 20:47, then a quiet night), so
-        such a morning is still judged, and the alert says what was seen last."""
+        such a morning is still judged, and the alert says what was seen last, unless they
+        go out at night as a habit (see `NIGHTS_OUT`)."""
         if not self.out:
             return False
         if self.sees_night or self.last_act is None or self.day is None:
+            return True
+        # Someone who goes out at night as a habit (seen to, on NIGHTS_OUT nights lately):
+        # the door and then a quiet night is another night out, not a morning in bed.
+        today = self.day.toordinal()
+        if sum(1 for d in self.nights_out if today - KEEP_NIGHTS < d < today) >= NIGHTS_OUT:
             return True
         # Judged the first morning only: after a day more of nothing, they are away (a
         # hospital stay is not a not-up alarm every morning).
@@ -456,7 +480,7 @@ class NotUp(Rule):
                 "up_at": ts(self.up_at), "out": self.out, "skip": self.skip,
                 "sitting": self.sitting,
                 "flagged": self.flagged, "bouts": self.bouts, "rested": self.rested,
-
+                "nights_out": self.nights_out,
                 "open": self.open.to_json_obj() if self.open else None}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -472,6 +496,7 @@ class NotUp(Rule):
         self.flagged = bool(state.get("flagged", False))
         self.bouts = [list(b) for b in state.get("bouts", [])]
         self.rested = state.get("rested")
+        self.nights_out = [int(d) for d in state.get("nights_out", [])]
         self.open = Alert.from_json_obj(state["open"]) if state.get("open") else None
 
 

@@ -258,6 +258,27 @@ def test_with_doors_only_a_door_then_a_quiet_night_does_not_excuse_the_morning(
     assert "The last thing seen was the front door" in alerts[0].message
 
 
+def test_with_doors_only_a_door_then_a_quiet_night_is_out_for_one_who_goes_out_at_night(
+        tmp_path: Path) -> None:
+    # Van Kasteren B with his contacts only: often out for the night (the door in the
+    # evening, the door again in the morning, nothing between), and "not up by 13:30, the
+    # last thing seen was the front door" on 7 mornings of 26. Two nights out seen in the
+    # last four weeks: the door and then a quiet night is another night out for him.
+    config = config_for(tmp_path, devices=SPARSE, rules=only("not_up"))
+    days = []
+    for i in range(10):
+        day = START + timedelta(days=i)
+        days += sparse_day(day)
+        if i in (3, 6):  # home at 07:30 the next morning
+            back = at(day + timedelta(days=1), "07:30")
+            days += [reading("front-door", "contact", 1, back),
+                     reading("front-door", "contact", 0, back + M)]
+    late = START + timedelta(days=10)
+    alerts = run(Detector(config), days + sparse_day(late, up=False) +
+                 [reading("fridge", "contact", 1, at(late, "16:00"))])
+    assert alerts == []
+
+
 def test_a_bed_mat_pulsing_under_a_restless_sleeper_is_not_toilet_trips(
         tmp_path: Path) -> None:
     config = config_for(tmp_path, rules=only("night_toilet"))
