@@ -340,15 +340,17 @@ class NightToilet(DailyPattern):
 
     def _night_spread(self) -> float:
         """The least spread of night trips: SPARSE_SPREAD for a resident who is up at night
-        on at most one night in five (Ordonez A: none in two weeks), else the spread of a
-        count with their median as its mean (the square root of it, as for any count of
-        independent events), at least SPARSE_SPREAD: for one with a trip most nights
-        (van Kasteren B and C), three is news; for one with 0 to 4 (median 2), it is not."""
+        on at most one night in five (Ordonez A: none in two weeks); for one with a trip or
+        more most nights, the spread of a count with their median as its mean (its square
+        root, at least SPARSE_SPREAD: for van Kasteren B and C, a trip most nights, three
+        is news); else NIGHT_SPREAD (0 most nights, 2 now and then, is ordinary: the
+        simulator's residents raised a warning a month each at SPARSE_SPREAD)."""
         nights = self.baseline.values()
         up = sum(1 for v in nights if v > 0)
         if up * 5 <= len(nights):
             return self.SPARSE_SPREAD
-        return max(self.SPARSE_SPREAD, self.baseline.median() ** 0.5)
+        usual = self.baseline.median()
+        return max(self.SPARSE_SPREAD, usual ** 0.5) if usual >= 1 else self.NIGHT_SPREAD
 
     def judge(self, now: datetime, value: float) -> list[Alert]:
         self.in_night, self.left_at = False, None
