@@ -10,11 +10,12 @@ sensor as they pass), not a sign that someone is inside.
 Some residents go out at night as a matter of course. Each outing of an hour or more that
 ends in the night hours, or began in them, is remembered with its span (outings that raised
 no alert: nothing flagged is learned from; it is known when they come home, by the door
-after an hour in which the home stayed empty). A night-time opening at a time of night when
-the resident was out on `HABIT_NIGHTS` of the last `KEEP_DAYS` nights (within `NEAR` of an
-outing's span) is taken to be one of theirs: it raises the alert only if they are not back
-by the end of the night hours, and the alert says why it waited. Being out till 01:00 most
-Saturdays makes no habit of leaving a sleeping house at 03:00: that is told of at once.
+after an hour in which the home stayed empty). A night-time departure at a time of night at
+which the resident went out on `HABIT_NIGHTS` of the last `KEEP_DAYS` nights (within
+`LEFT_NEAR` of an outing's start) is taken to be one of theirs: it raises the alert only if
+they are not back by the end of the night hours, and the alert says why it waited. Being
+out from 22:00 till 02:00 most nights makes no habit of leaving a sleeping house at 01:30,
+nor at 03:00: that is told of at once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ OUTING = timedelta(hours=1)
 HABIT_NIGHTS = 3
 KEEP_DAYS = 28
 RETURN_CONFIRM = timedelta(minutes=10)
-NEAR = 30  # minutes either side of an outing's span that still count as its time of night
+LEFT_NEAR = 60  # minutes either side of an outing's departure: the same time of night
 
 
 def _night_minute(at: datetime, tz: ZoneInfo) -> int:
@@ -68,11 +69,14 @@ class NightDoor(Rule):
         self.outings: list[list[int]] = []
 
     def habit_nights(self, at: datetime) -> int:
-        """On how many recent nights the resident was out at this time of night."""
+        """On how many recent nights the resident went out at about this time of night
+        (within LEFT_NEAR of it). Being out at this time is not enough: a door opened
+        from a home they were seen in is a departure, and someone who leaves at 22:00 and
+        comes home at 02:00 (Ordonez B) does not leave a sleeping house at 01:56."""
         day = (at.astimezone(self.tz) - timedelta(hours=12)).toordinal()
         minute = _night_minute(at, self.tz)
         return len({night for night, left, back in self.outings
-                    if night > day - KEEP_DAYS and left - NEAR <= minute <= back + NEAR})
+                    if night > day - KEEP_DAYS and abs(left - minute) <= LEFT_NEAR})
 
     def habitual(self, at: datetime) -> bool:
         return self.habit_nights(at) >= HABIT_NIGHTS
@@ -146,7 +150,7 @@ class NightDoor(Rule):
         minutes = int((now - opened).total_seconds() // 60)
         habit = ""
         if self.habitual(opened):
-            habit = (f" They are often out at this time of night ({self.habit_nights(opened)} "
+            habit = (f" They often go out at this time of night ({self.habit_nights(opened)} "
                      f"of the last {KEEP_DAYS} nights), so this waited for the end of the night "
                      "hours; they are not back yet.")
         self.open = self.firing(

@@ -137,6 +137,44 @@ def test_going_out_at_night_is_learned_from_night_time_homecomings(tmp_path: Pat
     assert [a.raised_at for a in alerts] == [at(tonight, "03:15")]
 
 
+def test_one_who_goes_out_at_night_leaving_at_another_hour_is_told_of_at_once(
+        tmp_path: Path) -> None:
+    # Ordonez B goes out late in the evening and comes home at about 02:00 on many nights.
+    # A night she is home (seen indoors at 23:30) and the door opens at 01:45 with nothing
+    # after it: she is not coming home, she is leaving, at an hour she never leaves. It
+    # waited for the end of the night (06:00) because she is often out at 01:45.
+    config = config_for(tmp_path, rules=only("night_door"))
+    nights = []
+    for i in range(4):
+        day = START + timedelta(days=i)
+        back = at(day + timedelta(days=1), "02:30")
+        nights += [reading("kitchen-pir", "motion", 1, at(day, "23:10")),
+                   reading("front-door", "contact", 1, at(day, "23:15")),
+                   reading("front-door", "contact", 0, at(day, "23:15") + M),
+                   reading("front-door", "contact", 1, back),
+                   reading("front-door", "contact", 0, back + M),
+                   reading("kitchen-pir", "motion", 1, back + 3 * M)]
+    tonight = START + timedelta(days=5)
+    evening = tonight - timedelta(days=1)
+    beats = [reading("hub", "heartbeat", 1, t) for t in
+             every(at(START, "00:00"), at(tonight, "08:00"), 5 * M)]
+    home = [reading("kitchen-pir", "motion", 1, at(evening, "23:30")),
+            reading("bedroom-pir", "motion", 1, at(evening, "23:40"))]
+    leaves = [reading("front-door", "contact", 1, at(tonight, "01:45")),
+              reading("front-door", "contact", 0, at(tonight, "01:45") + M)]
+    # (The first night out, before any was known, was told of at 23:30: not learned from.)
+    alerts = [a for a in run(Detector(config), nights + beats + home + leaves)
+              if a.raised_at > at(evening, "12:00")]
+    assert [a.raised_at for a in alerts] == [at(tonight, "02:00")]
+    # Leaving at her usual hour waits for the end of the night, as before.
+    usual = [reading("front-door", "contact", 1, at(evening, "23:45")),
+             reading("front-door", "contact", 0, at(evening, "23:46"))]
+    alerts = [a for a in run(Detector(config), nights + beats + home + usual)
+              if a.raised_at > at(evening, "12:00")]
+    assert [a.raised_at for a in alerts] == [at(tonight, "06:00")]
+    assert "They often go out at this time of night" in alerts[0].message
+
+
 def test_a_reed_switch_that_reports_only_changes_is_never_called_offline(
         tmp_path: Path) -> None:
     config = config_for(tmp_path, rules=only("device_health"))
