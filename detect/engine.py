@@ -34,12 +34,6 @@ from telecare.reading import Reading, format_ts, parse_ts
 
 log = logging.getLogger(__name__)
 RULE_FAILED = "rule_failed"
-# One situation, no sign of the resident: while an inactivity alert is open and nothing has
-# stirred since it was raised, a not-up alert is folded into it (neither raised nor its
-# resolution), so the carer gets one call. (Van Kasteren B, one Sunday: "no activity since
-# 02:20" at 10:00, then "not up by 10:57" for the same silence.) Never the other way: an
-# inactivity alert says they may have fallen, which a not-up alert does not.
-FOLDED_INTO = {"not_up": "inactivity"}
 
 
 class HomeDetector:
@@ -57,35 +51,6 @@ class HomeDetector:
         self.queued: datetime | None = None  # the deadline this home has in the timer queue
         self.reported: set[str] = set()  # rules whose failure was raised as an alert
         self.failed_deadline: dict[str, datetime] = {}  # rule -> deadline whose handler failed
-        self.last_activity: datetime | None = None
-        self.silence: dict[str, tuple[str, datetime]] = {}  # open alerts others fold into
-        self.folded: set[str] = set()  # ids of alerts folded into another (FOLDED_INTO)
-
-    def _fold(self, alerts: list[Alert]) -> list[Alert]:
-        """Drop an alert raised while the one it folds into (FOLDED_INTO) is open with
-        nothing astir since, and every later change of it."""
-        if not alerts:
-            return alerts
-        out = []
-        for alert in alerts:
-            if alert.id in self.folded:
-                if alert.status == "resolved":
-                    self.folded.discard(alert.id)
-                continue
-            into = FOLDED_INTO.get(alert.rule)
-            if into is not None and alert.status == "firing" and any(
-                    rule == into and raised <= alert.raised_at and (
-                        self.last_activity is None or raised >= self.last_activity)
-                    for rule, raised in self.silence.values()):
-                self.folded.add(alert.id)
-                continue
-            if alert.rule in FOLDED_INTO.values():
-                if alert.status == "resolved":
-                    self.silence.pop(alert.id, None)
-                else:
-                    self.silence.setdefault(alert.id, (alert.rule, alert.raised_at))
-            out.append(alert)
-        return out
 
     def _failed(self, rule: Rule, at: datetime, exc: Exception, where: str) -> list[Alert]:
         """Count and log a rule's failure (the exception's type, never the reading's values);
@@ -108,15 +73,13 @@ class HomeDetector:
 
     def observe(self, reading: Reading) -> list[Alert]:
         act = self.activity.classify(reading)
-        if act is not None and (self.last_activity is None or act.ts > self.last_activity):
-            self.last_activity = act.ts
         out: list[Alert] = []
         for rule in self.rules:
             try:
                 out.extend(rule.observe(reading, act))
             except Exception as exc:  # one rule's bug must not stop the others
                 out.extend(self._failed(rule, reading.ts, exc, "reading"))
-        return self._fold(out)
+        return out
 
     def _deadline_of(self, rule: Rule) -> datetime | None:
         try:
@@ -150,7 +113,7 @@ class HomeDetector:
                 if not changes and self._deadline_of(rule) == d:
                     break  # the rule declined; do not spin
         out.sort(key=lambda a: (a.raised_at, a.rule))
-        return self._fold(out)
+        return out
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -165,22 +128,12 @@ class HomeDetector:
                 self.errors[rule.name] += 1
         if self.reported:
             out["reported"] = sorted(self.reported)
-        if self.last_activity is not None:
-            out["last_activity"] = format_ts(self.last_activity)
-        if self.silence:
-            out["silence"] = {i: [r, format_ts(t)] for i, (r, t) in self.silence.items()}
-        if self.folded:
-            out["folded"] = sorted(self.folded)
         return out
 
     def load(self, state: dict[str, Any]) -> None:
         self.activity.load(state.get("activity", {}))
         self.last_seen = parse_ts(state["last_seen"]) if state.get("last_seen") else None
         self.reported = set(state.get("reported", []))
-        self.last_activity = parse_ts(state["last_activity"]) if state.get("last_activity") \
-            else None
-        self.silence = {i: (r, parse_ts(t)) for i, (r, t) in state.get("silence", {}).items()}
-        self.folded = set(state.get("folded", []))
         for rule in self.rules:
             try:
                 rule.load(state.get("rules", {}).get(rule.name, {}))

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from detect.engine import Detector
 from telecare.alert import Alert
 from telecare.reading import Reading
-from tests.builders import DEVICES, config_for, every, only, reading, utc
+from tests.builders import config_for, every, only, reading, utc
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -484,21 +484,3 @@ def test_night_flushes_count_as_trips_where_the_bed_mat_misses_them(tmp_path: Pa
     assert [a.rule for a in alerts] == ["night_toilet"]
     assert alerts[0].raised_at <= at(START + timedelta(days=15), "10:00")
     assert alerts[0].evidence["baseline_median"] == 1
-
-
-def test_not_up_for_the_same_silence_as_an_open_inactivity_alert_is_one_call(
-        tmp_path: Path) -> None:
-    # Van Kasteren B, one Sunday: "no activity since 02:20" at 10:00, then "not up by
-    # 10:57" for the same silence: two calls for one situation. The not-up alert is folded
-    # into the open inactivity alert; after a sign of life it would be raised as ever.
-    no_mat = [d for d in DEVICES if d["kind"] != "bed"]
-    config = config_for(tmp_path, rules=only("not_up", "inactivity"), devices=no_mat)
-    readings = [r for r in days(10, up="09:00") if r.kind != "bed"]
-    day = START + timedelta(days=10)
-    silent = [r for r in day_of_life(day, up="09:00") if r.kind == "heartbeat" or (
-        r.kind == "flush" and r.ts < at(day, "05:00"))]
-    alerts = run(Detector(config), readings + silent)
-    assert [a.rule for a in alerts] == ["inactivity"]
-    # Without the inactivity rule, not up is raised for that morning as before.
-    alone = config_for(tmp_path / "alone", rules=only("not_up"), devices=no_mat)
-    assert [a.rule for a in run(Detector(alone), readings + silent)] == ["not_up"]
