@@ -52,10 +52,11 @@ class DailyPattern(Rule):
     # instead of taking the evening as out (see `Meals`).
     WAIT_AFTER_DOOR = False
     PASSAGE = timedelta(minutes=2)
-    # A rule that sets this does not judge a day whose last sign of life came this long
-    # before its deadline: the home fell silent (a hub or its sensors failed, a recording
-    # ended, or they left unseen), and a silent kitchen then says nothing about meals.
-    SILENT_SKIP: timedelta | None = None
+    # A rule that sets this waits, too, for the next sign of life to judge a day whose last
+    # one came this long before its deadline: in a home of contacts only, a kitchen that fell
+    # silent may leave the house silent all afternoon (judged at the next flush or door);
+    # a home that fell silent for good (a hub failed, a recording ended) is never judged.
+    SILENT_WAIT: timedelta | None = None
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home)
@@ -151,13 +152,13 @@ class DailyPattern(Rule):
         self.count, self.away = 0.0, timedelta()
         self.next_judgement = self._next_judgement(now)
         partial, self.partial = self.partial, False
-        silent = self.SILENT_SKIP is not None and (
-            self.last_sign is None or now - self.last_sign > self.SILENT_SKIP)
-        if partial or silent:
+        if partial:
             self.skipped()
             return []  # not watched all day: neither judged nor learned from
-        if self.WAIT_AFTER_DOOR and pending and away + pending > self.settings.away_skip \
-                and away <= self.settings.away_skip:
+        silent = self.SILENT_WAIT is not None and (
+            self.last_sign is None or now - self.last_sign > self.SILENT_WAIT)
+        if silent or (self.WAIT_AFTER_DOOR and pending and away <= self.settings.away_skip
+                      < away + pending):
             self.undecided = (now, value, away, pending)  # in or out: the next sign says
             return []
         return self._decide(now, value, away + pending, now)
@@ -444,7 +445,7 @@ class Meals(DailyPattern):
     name = "meals"
     VISIT_GAP = timedelta(minutes=10)
     WAIT_AFTER_DOOR = True  # a kitchen that fell silent must not read as an evening out
-    SILENT_SKIP = timedelta(hours=12)  # ... but a home that fell silent says nothing
+    SILENT_WAIT = timedelta(hours=12)  # ... nor an afternoon of silence a failed home
     EARLY_DAYS = 3  # from this many days, a day at a quarter of the median is already low
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:

@@ -449,6 +449,27 @@ def test_a_door_and_then_silence_past_bedtime_waits_for_the_next_sign(
     assert run(Detector(config), ordinary + went_out) == []
 
 
+def test_a_silent_afternoon_is_judged_at_the_next_sign_and_a_home_silent_for_good_never(
+        tmp_path: Path) -> None:
+    # With only the kitchen to show them after the morning's flushes, a resident who stops
+    # eating leaves the house silent from 09:00 to the next morning: the day is judged at
+    # the next sign (the 08:00 flush), not passed over. A home that falls silent for good
+    # (a hub that failed, a recording that ended: van Kasteren C in an evaluation bundle)
+    # is never judged for meals.
+    config = config_for(tmp_path, rules=only("meals"), devices=CONTACTS_ONLY)
+    ordinary = [r for i in range(8) for r in contacts_day(START + timedelta(days=i))]
+    silent = [r for i in range(8, 11)
+              for r in contacts_day(START + timedelta(days=i), meals=False, out=None)]
+    alerts = run(Detector(config), ordinary + silent)
+    assert [a.raised_at for a in alerts] == [at(START + timedelta(days=10), "08:00")]
+    assert f"on {START + timedelta(days=9):%A}" in alerts[0].message
+    gone = contacts_day(START + timedelta(days=8), meals=False, out=None) + [
+        reading("toilet", "flush", 1, at(START + timedelta(days=9), "08:00"))]
+    detector = Detector(config)
+    assert run(detector, ordinary + gone) == []
+    assert detector.advance_to(at(START + timedelta(days=12), "12:00")) == []
+
+
 def test_meals_skipped_from_the_first_week_are_caught_not_learned(tmp_path: Path) -> None:
     # A crisis that begins while the baseline is still warming up (7 days) was learned as
     # the usual and caught late or never. From three days on, a day at a quarter of the
