@@ -19,6 +19,7 @@ from pydantic import Field
 
 from detect.activity import KITCHEN_ROLES, Activity, kitchen_use
 from detect.baseline import Baseline, RoutineSettings, robust_spread
+from detect.localtime import window_time_between
 from detect.models import DayModel
 from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
@@ -57,6 +58,9 @@ class DailyPattern(Rule):
     # silent may leave the house silent all afternoon (judged at the next flush or door);
     # a home that fell silent for good (a hub failed, a recording ended) is never judged.
     SILENT_WAIT: timedelta | None = None
+    # A rule that sets this counts only the time out within these local hours, and skips a
+    # day by it (see `mostly_out`).
+    OUT_WINDOW: tuple[time, time] | None = None
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
         super().__init__(home)
@@ -115,7 +119,7 @@ class DailyPattern(Rule):
         # kitchen fell silent read as away, never as skipping meals.)
         if sign == "door" and activity is not None:
             if self.out_since is not None:
-                self.away += activity.ts - self.out_since
+                self.away += self._out_time(self.out_since, activity.ts)
                 self.out_since = None  # home again
             else:
                 self.out_since = activity.ts  # perhaps leaving
@@ -146,7 +150,7 @@ class DailyPattern(Rule):
             self.skipped()
         pending = timedelta()
         if self.out_since is not None:
-            pending = now - self.out_since
+            pending = self._out_time(self.out_since, now)
             self.out_since = now
         value, away = self.count, self.away
         self.count, self.away = 0.0, timedelta()
@@ -168,7 +172,7 @@ class DailyPattern(Rule):
         """Judge and learn the day that ended at `day_end` (told at `now`), unless it was
         mostly spent out."""
         self.day_away = away  # for rules that judge the time out as well
-        if away > self.settings.away_skip:
+        if self.mostly_out(away):
             self.skipped()
             return []  # mostly out: neither judged nor learned from
         self.day_end, self.told_at = day_end, now
@@ -176,6 +180,15 @@ class DailyPattern(Rule):
         out = self.judge(now, value)
         self.learn(day, value)
         return out
+
+    def _out_time(self, start: datetime, end: datetime) -> timedelta:
+        if self.OUT_WINDOW is None:
+            return end - start
+        return window_time_between(start, end, self.OUT_WINDOW[0], self.OUT_WINDOW[1], self.tz)
+
+    def mostly_out(self, away: timedelta) -> bool:
+        """Was the day (or OUT_WINDOW's part of it) spent out, so neither judged nor learned?"""
+        return away > self.settings.away_skip
 
     def day_words(self) -> str:
         """'today', or the day's name when it is judged after its end (WAIT_AFTER_DOOR)."""
@@ -258,6 +271,11 @@ class NightToilet(DailyPattern):
     DAY_HOURS = (9, 21)
     MIN_TRIP = timedelta(minutes=2)
     NIGHT_FLUSHES = (time(0, 30), time(5, 30))  # a flush in these hours is a night trip
+    # What is judged is the night: a day out at work with the night at home is judged (van
+    # Kasteren B and C, contacts view: most days were passed over as "out" 12-16 h), a night
+    # out for half these hours or more is not.
+    OUT_WINDOW = NIGHT_FLUSHES
+    NIGHT_OUT = timedelta(hours=2, minutes=30)
     FRESH = timedelta(minutes=5)  # a motion sensor quiet this long before reports afresh
 
     def __init__(self, home: HomeConfig, settings: RoutineSettings) -> None:
@@ -338,6 +356,9 @@ class NightToilet(DailyPattern):
         if self.toilet:
             return activity.device in self.toilet
         return activity.room not in (None, "bedroom")
+
+    def mostly_out(self, away: timedelta) -> bool:
+        return away >= self.NIGHT_OUT
 
     def _night_spread(self) -> float:
         """The least spread of night trips: SPARSE_SPREAD for a resident who is up at night

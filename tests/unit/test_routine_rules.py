@@ -505,3 +505,24 @@ def test_night_flushes_count_as_trips_where_the_bed_mat_misses_them(tmp_path: Pa
     assert [a.rule for a in alerts] == ["night_toilet"]
     assert alerts[0].raised_at <= at(START + timedelta(days=15), "10:00")
     assert alerts[0].evidence["baseline_median"] == 1
+
+
+def test_night_trips_of_one_out_all_day_are_judged_by_the_night(tmp_path: Path) -> None:
+    # Van Kasteren B and C with their contacts only: out 13 h a day, so every day
+    # was passed over as "mostly out" and their nights never judged. What matters for night
+    # trips is whether they were home at night.
+    config = config_for(tmp_path, rules=only("night_toilet"), devices=CONTACTS_ONLY)
+
+    def workday(day: date, trips: int) -> list[Reading]:
+        out = contacts_day(day, meals=False, out=("09:30", "22:30"))
+        out += [reading("fridge", "contact", 1, at(day, "22:40")),
+                reading("toilet", "flush", 1, at(day, "23:00"))]
+        return out + [reading("toilet", "flush", 1, at(day + timedelta(days=1), "01:30")
+                              + i * 50 * M) for i in range(trips)]
+
+    readings = [r for i in range(10) for r in workday(START + timedelta(days=i), 1)]
+    for i, trips in enumerate([2, 2, 3, 3, 4, 4, 4]):
+        readings += workday(START + timedelta(days=10 + i), trips)
+    alerts = run(Detector(config), readings)
+    assert [a.rule for a in alerts] == ["night_toilet"]
+    assert alerts[0].raised_at <= at(START + timedelta(days=16), "10:00")
