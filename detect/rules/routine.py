@@ -145,7 +145,7 @@ class DailyPattern(Rule):
         return self.next_judgement
 
     def on_deadline(self, now: datetime) -> list[Alert]:
-        if self.undecided is not None:  # a whole day without a sign after the door: out
+        if self.undecided is not None:  # a whole day more without a sign: out, or silent
             self.undecided = None
             self.skipped()
         pending = timedelta()
