@@ -55,6 +55,11 @@ def sees_presence(home: HomeConfig) -> bool:
     return any(d.kind in PRESENCE_KINDS for d in home.devices)
 
 
+def sees_going_out(home: HomeConfig) -> bool:
+    """Is a front or back door watched? Without one, an outing cannot be told from a lie."""
+    return any(d.role in EXIT_ROLES for d in home.devices)
+
+
 def _describe(kind: str, role: str | None, room: str | None, device: str, value: float) -> str:
     where = room or device
     if kind == "motion":

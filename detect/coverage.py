@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detect.activity import kitchen_use
+from detect.activity import kitchen_use, sees_going_out
 from telecare.config import HomeConfig
 
 VITALS = frozenset({"heart_rate", "spo2", "resp_rate", "systolic_bp", "body_temperature"})
@@ -29,7 +29,6 @@ class Sight:
 def coverage(home: HomeConfig) -> list[Sight]:
     """Each crisis the service watches for, and whether this home's sensors can see it."""
     kinds = {d.kind for d in home.devices}
-    roles = {d.role for d in home.devices if d.role}
     in_room = {(d.kind, d.room) for d in home.devices}
     out: list[Sight] = []
 
@@ -42,7 +41,7 @@ def coverage(home: HomeConfig) -> list[Sight]:
     sight("fall (worn detector)", "yes" if "fall" in kinds else "no",
           "fall detector" if "fall" in kinds else "no fall detector: a fall shows only as "
           "a long lie")
-    exits = roles & {"front_door", "back_door"}
+    exits = sees_going_out(home)
     if "motion" in kinds and not exits:
         # Seen in the PIR-only views of real homes: every outing longer than their
         # quietest spell at home looked like a lie.
@@ -61,9 +60,8 @@ def coverage(home: HomeConfig) -> list[Sight]:
         sight("not up", "partly", "the first door or appliance use of the morning")
     else:
         sight("not up", "no", "no sensor of the resident's doings")
-    doors = exits
-    sight("night wandering", "yes" if doors else "no",
-          "front or back door contact" if doors else
+    sight("night wandering", "yes" if exits else "no",
+          "front or back door contact" if exits else
           "no contact with role front_door or back_door")
     temps = "temperature" in kinds
     sight("cold or hot home", "yes" if temps else "no",

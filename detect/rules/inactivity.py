@@ -29,7 +29,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from detect.activity import EXIT_ROLES, Activity, sees_presence
+from detect.activity import Activity, sees_going_out, sees_presence
 from detect.localtime import add_window_time, hours_minutes, when, window_time_between
 from detect.rules.base import Rule, RuleSpec
 from telecare.alert import Alert
@@ -76,7 +76,7 @@ class Inactivity(Rule):
         # outing is a quiet spell. Such a home gets the sparse limit while it learns
         # (Ordonez A and B with their motion sensors only: 9 and 4 alerts in the learning
         # week at the 3 h limit, most of them an afternoon out); its own spells after.
-        self.blind_out = not any(d.role in EXIT_ROLES for d in home.devices)
+        self.blind_out = not sees_going_out(home)
         self.threshold = settings.sparse_threshold if self.sparse or self.blind_out \
             else settings.threshold
         self.ceiling = settings.sparse_threshold if self.sparse else \

@@ -109,7 +109,7 @@ class DailyPattern(Rule):
             at, value, away, pending = self.undecided
             self.undecided = None
             out = self._decide(at, value, away + pending if sign == "door" else away,
-                               activity.ts if activity else at)
+                               reading.ts)
         # Time out, in hindsight: from a front or back door to the next door with nothing
         # inside in between, after which they are home (the second door was the
         # homecoming, and hours unseen after it are hours in rooms without sensors). A door
