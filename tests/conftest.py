@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -21,6 +22,20 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def stored_rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a running service's store, read beside it (the store is in WAL mode); none
+    while the store or the table is not made yet."""
+    if not (data / "telecare.db").exists():
+        return []
+    conn = sqlite3.connect(data / "telecare.db")
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # the table is not made yet
+        return []
+    finally:
+        conn.close()
 
 
 def _free_port() -> int:

@@ -5,7 +5,6 @@ gives exactly the readings and alerts that the home's native form gives."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -14,26 +13,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, stored_rows
 from tests.e2e.test_run_end_to_end import ORDONEZ, TELECARE, Service, stop
 
 Run = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
-def _query(data: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(data / "telecare.db") as conn:
-        try:
-            return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError:  # not created yet
-            return []
-
-
 def _caught_up(data: Path, expected: int) -> bool:
     """Every reading stored, and detection's saved cursor past the last of them."""
-    stored = _query(data, "SELECT count(*), coalesce(max(rowid), 0) FROM readings")
+    stored = stored_rows(data, "SELECT count(*), coalesce(max(rowid), 0) FROM readings")
     if not stored or stored[0][0] < expected:
         return False
-    cursor = _query(data, "SELECT value FROM detect_meta WHERE key = 'cursor'")
+    cursor = stored_rows(data, "SELECT value FROM detect_meta WHERE key = 'cursor'")
     return bool(cursor) and int(cursor[0][0]) >= stored[0][1]
 
 
@@ -47,13 +38,13 @@ def run_home(config: Path, stream: Path, data: Path, broker: Mosquitto, expected
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _caught_up(data, expected):
             time.sleep(0.2)
-        assert _caught_up(data, expected), (_query(data, "SELECT count(*) FROM readings"),
+        assert _caught_up(data, expected), (stored_rows(data, "SELECT count(*) FROM readings"),
                                             "".join(service.lines[-20:]))
     finally:
         stop(service)
-    readings = _query(data, "SELECT home, device, kind, ts_us, value FROM readings ORDER BY 1,"
+    readings = stored_rows(data, "SELECT home, device, kind, ts_us, value FROM readings ORDER BY 1,"
                             " 2, 3, 4, 5")
-    alerts = _query(data, "SELECT id, rule, severity, status, raised_at, body FROM alerts"
+    alerts = stored_rows(data, "SELECT id, rule, severity, status, raised_at, body FROM alerts"
                           " ORDER BY id")
     return readings, [(*a[:5], json.loads(a[5])["message"]) for a in alerts]
 

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from tests.conftest import ROOT, _free_port, _wait_port
+from tests.conftest import ROOT, _free_port, _wait_port, stored_rows
 from tests.e2e.test_run_end_to_end import TELECARE
 
 PASSWORDS = {"homea": "pw-a", "homeb": "pw-b", "telecare-ingest": "pw-service",
@@ -215,19 +215,6 @@ def test_telecare_run_over_tls_takes_only_each_gateways_own_home_and_notifies_re
     assert homes == ["homea", "homeb"]  # B's reading is its own gateway's, not A's forgery
 
 
-def _rows(data: Path, query: str) -> list[tuple[object, ...]]:
-    """Rows of the running service's store (read beside it; the store is in WAL mode)."""
-    if not (data / "telecare.db").exists():
-        return []
-    conn = sqlite3.connect(data / "telecare.db")
-    try:
-        return conn.execute(query).fetchall()
-    except sqlite3.OperationalError:  # the table is not made yet
-        return []
-    finally:
-        conn.close()
-
-
 def test_each_homes_zigbee2mqtt_bridge_writes_only_its_own_base_topic(
         secure_broker: SecureBroker, tmp_path: Path) -> None:
     """The shipped ACL's bridge patterns: home A's bridge (user `homea`) publishing a button
@@ -271,7 +258,7 @@ def test_each_homes_zigbee2mqtt_bridge_writes_only_its_own_base_topic(
         # The priority lane notified first; the routine lane stores the same press in its
         # own time (once it failed here, stopped before it had): wait for it, not longer.
         deadline = time.monotonic() + 20
-        while not _rows(data, "SELECT home FROM readings") and time.monotonic() < deadline:
+        while not stored_rows(data, "SELECT home FROM readings") and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         bridge.loop_stop()
