@@ -7,7 +7,6 @@ import logging
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -19,14 +18,11 @@ from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import PerThread, Transaction
 from telecare.reading import Reading, format_ts
+from telecare.readlog import LogReader, partition_of
 from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
-
-
-def partition_of(home: str, partitions: int) -> int:
-    """Which detection worker owns a home: stable across processes and restarts."""
-    return zlib.crc32(home.encode()) % partitions
+__all__ = ["DetectService", "partition_of"]
 
 
 class DetectService:
@@ -49,19 +45,26 @@ class DetectService:
     after every batch once caught up. A restart resumes from the checkpoint and reads again
     what came after it: detection is a function of the readings in log order, so it raises the
     same alerts with the same ids, which the store already holds (nobody is told twice), and
-    a closed alert stays closed."""
+    a closed alert stays closed.
+
+    `log_reader`: the reading log is elsewhere (NATS JetStream, `telecare.natslog`) and this
+    is this worker's share of it; the checkpoint's cursor is then the stream position, and the
+    share is acknowledged up to each checkpoint. The local store keeps only detection's own
+    state and the alerts."""
 
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  on_alerts: Callable[[], None] | None = None, batch: int = 500,
                  partition: tuple[int, int] = (0, 1), hold_s: float = 0.0,
                  clock: Clock = wall_clock, checkpoint_s: float = 5.0,
-                 drain_s: float = 2.0) -> None:
+                 drain_s: float = 2.0, log_reader: LogReader | None = None) -> None:
         self.conn = conn
         self.readings = ReadingStore(conn)
         self.alerts = AlertStore(conn)
         self.partition = partition
-        self.checkpoint = Checkpoint(conn, "" if partition == (0, 1) else
-                                     f"{partition[0]}/{partition[1]}")
+        self.log_reader = log_reader
+        share = "" if partition == (0, 1) else f"{partition[0]}/{partition[1]}"
+        # A stream position is no rowid: a folder that switched logs starts its cursor afresh.
+        self.checkpoint = Checkpoint(conn, f"log:{share}" if log_reader is not None else share)
         self.config = config
         self.detector = Detector(config)  # replaced by the checkpoint's state in _restore
         self.on_alerts = on_alerts
@@ -93,6 +96,8 @@ class DetectService:
         self.detector = Detector(self.config)
         self.detector.rule_errors = errors  # counts for /metrics outlive a restore
         self.detector.load(watermark, homes)
+        if self.log_reader is not None:
+            self.log_reader.seek(cursor)
 
     def _settled(self, complete: datetime
                  ) -> tuple[int, int, list[tuple[int, Reading]], set[int]]:
@@ -115,6 +120,8 @@ class DetectService:
         return top, settled, take + early, band_done
 
     def backlog(self) -> int:
+        if self.log_reader is not None:
+            return self.log_reader.pending()
         return max(self._asked.get().max_rowid() - self.cursor, 0)
 
     def backlog_event_s(self) -> float:
@@ -135,7 +142,10 @@ class DetectService:
         """Process one batch of new readings; return how many."""
         arrived_upto: int | None = None
         band_done = self.band_done
-        if self.hold:
+        if self.log_reader is not None:
+            rows = self.log_reader.fetch(self.batch, timeout_s=0.5)
+            cursor = rows[-1][0] if rows else self.cursor
+        elif self.hold:
             now = self.clock()
             # Several ingest workers: take, in arrival order, what arrived before every live
             # worker's arrival watermark: nothing that arrived earlier can still be on its way.
@@ -183,6 +193,8 @@ class DetectService:
                     self._save_in(c, states)
             if states is not None:
                 self._saved()
+        elif self.log_reader is not None and caught_up:
+            self._commit_log()  # nothing of this share's homes changed: let the log go on
         if changes:
             for alert in changes:
                 log.info("alert %s %s (%s, %s)", alert.id, alert.status, alert.rule,
@@ -208,6 +220,16 @@ class DetectService:
     def _saved(self) -> None:
         self.detector.touched.clear()
         self.saved_at = time.monotonic()
+        self._commit_log()
+
+    def _commit_log(self) -> None:
+        if self.log_reader is None:
+            return
+        try:
+            self.log_reader.commit(self.cursor)
+        except Exception as exc:  # the checkpoint holds the position: only the count lags
+            log.warning("could not acknowledge the reading log up to the checkpoint (%s)",
+                        type(exc).__name__)
 
     def save(self) -> None:
         """Checkpoint now what was processed since the last checkpoint."""
@@ -223,7 +245,7 @@ class DetectService:
         disk or a locked database holds detection up but never stops it for good."""
         while not stop.is_set() and self.status.fatal is None:
             took = self.status.attempt(stop, "detection step", self.step, self._restore)
-            if took == 0:
+            if took == 0 and self.log_reader is None:  # (a log's fetch waits for news itself)
                 self.wake.wait(poll_s)
                 self.wake.clear()
 

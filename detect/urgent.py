@@ -25,13 +25,13 @@ from collections.abc import Callable
 from alerts.store import AlertStore
 from detect.rules import build_rules
 from detect.rules.call_for_help import CallForHelp
-from detect.service import partition_of
 from ingest.store import ReadingStore
 from telecare.alert import Alert
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import format_ts, parse_ts
+from telecare.readlog import partition_of
 from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from ingest.mapping import SourceMapper
 from ingest.store import DeadLetter, ReadingStore
 from telecare.clock import Clock, wall_clock
 from telecare.reading import BadReading, Reading
-from telecare.stage import StageStatus, describe
+from telecare.readlog import ReadingLog
+from telecare.stage import StageStatus, Unavailable, describe
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ class IngestService:
                  dead_letter_total_limit: int = 6000,
                  waiting_since: Callable[[], float | None] | None = None,
                  known_home: Callable[[str], bool] | None = None,
-                 mapper: SourceMapper | None = None) -> None:
+                 mapper: SourceMapper | None = None, log: ReadingLog | None = None) -> None:
         self.store = store
+        # The reading log on another machine (NATS JetStream, `telecare.natslog`): readings go
+        # there, and the local store keeps only what was set aside. None: the local store.
+        self.log = log
         self.clock = clock
         self.on_stored = on_stored
         self.accepting = accepting  # False while the spool is full: stop acknowledging
@@ -133,8 +137,20 @@ class IngestService:
         low = datetime.fromtimestamp(waiting, UTC) if waiting is not None else received_at
         try:
             with self._lock:
-                new = self.store.add(readings, received_at, dead, overflow, arrived,
-                                     (self.worker, low), self.mapper.take_pending())
+                if self.log is not None:
+                    # In the log first: once it is there, and only then, the batch is done.
+                    logged = self.log.append(readings, arrived)
+                new = self.store.add([] if self.log is not None else readings, received_at,
+                                     dead, overflow, arrived, (self.worker, low),
+                                     self.mapper.take_pending())
+                if self.log is not None:
+                    new = logged
+        except Unavailable as exc:
+            self.counters["log_errors"] += 1
+            self.status.failed(exc)
+            log.error("could not log a batch (%s); the broker keeps it until it can be",
+                      describe(exc))
+            return False
         except sqlite3.Error as exc:
             self.counters["store_errors"] += 1
             self.status.failed(exc)

@@ -2,11 +2,12 @@
 
 Each stage's loop calls `ok()` after a pass that worked and `failed(exc)` when one raised; the
 answer is how long to wait before trying again (doubling from half a second to 30 s). A
-database that is full, read-only or locked (`sqlite3.OperationalError`) is a condition that
-passes: the stage waits as long as it takes and resumes by itself. Anything else that fails
-`max_failures` times running makes the stage `fatal`: the process then stops with
-`EXIT_STAGE_FAILED`, so that systemd or compose restarts it, instead of living on as a shell
-that looks healthy. `/healthz` reads the status: alive, the error in words, since when.
+database that is full, read-only or locked (`sqlite3.OperationalError`), or a server that
+cannot be reached for now (`Unavailable`), is a condition that passes: the stage waits as long
+as it takes and resumes by itself. Anything else that fails `max_failures` times running makes
+the stage `fatal`: the process then stops with `EXIT_STAGE_FAILED`, so that systemd or compose
+restarts it, instead of living on as a shell that looks healthy. `/healthz` reads the status:
+alive, the error in words, since when.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXIT_STAGE_FAILED = 3  # the process's exit status when a stage could not go on
+
+
+class Unavailable(Exception):
+    """A store or log on another machine that cannot be reached for now (a server down, a
+    cluster electing a leader): waited out like a locked database, never fatal."""
 
 
 class Wake(Protocol):
@@ -40,7 +46,7 @@ class Wake(Protocol):
 def describe(exc: BaseException) -> str:
     """The error in words for logs and /healthz: its type and, for the database, SQLite's
     message (which names the condition, never a reading's values)."""
-    if isinstance(exc, sqlite3.Error):
+    if isinstance(exc, sqlite3.Error | Unavailable):
         return f"{type(exc).__name__}: {str(exc)[:120]}"
     return type(exc).__name__
 
@@ -69,7 +75,7 @@ class StageStatus:
             self.error = describe(exc)
             if self.failing_since is None:
                 self.failing_since = time.time()
-            passing = isinstance(exc, sqlite3.OperationalError)
+            passing = isinstance(exc, sqlite3.OperationalError | Unavailable)
             if not passing and self.failures >= self.max_failures:
                 self.fatal = f"{self.name}: {self.error} ({self.failures} times running)"
             return min(0.5 * 2 ** min(self.failures - 1, 6), 30.0)

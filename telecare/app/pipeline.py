@@ -34,6 +34,7 @@ from telecare.app.retention import RETENTION, DailyPrune
 from telecare.config import Config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl, Protocol
+from telecare.natslog import NatsLog
 from telecare.reading import TOPIC_PREFIX, URGENT_TOPICS
 from telecare.stage import StageStatus, Wake
 
@@ -49,7 +50,8 @@ class Pipeline:
                  influx: InfluxTarget | None = None, partition: tuple[int, int] = (0, 1),
                  hold_s: float | None = None, worker: str = "",
                  retention: timedelta | None = RETENTION,
-                 wakes: Mapping[str, Wake] | None = None) -> None:
+                 wakes: Mapping[str, Wake] | None = None,
+                 log_url: str | None = None) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.broker = broker
@@ -67,6 +69,10 @@ class Pipeline:
         self.retention = retention  # readings kept this long after arrival (None: forever)
         # Stages in other processes are woken through these ("detect", "urgent", "alerts").
         self.wakes = dict(wakes or {})
+        # The reading log on NATS JetStream (`telecare.natslog`) instead of the local store:
+        # ingest appends to it, detection reads its share of it, the forwarder follows it.
+        self.log_url = log_url
+        self._logs: list[NatsLog] = []
         self.pruner: DailyPrune | None = None
         self.forwarder: InfluxForwarder | None = None
         self._stops = {name: threading.Event()
@@ -80,8 +86,18 @@ class Pipeline:
         self.alerts: AlertService | None = None
         self._threads: dict[str, threading.Thread] = {}
 
+    def _log(self, name: str) -> NatsLog:
+        assert self.log_url is not None
+        opened = NatsLog(self.log_url, name=name).open()
+        self._logs.append(opened)
+        return opened
+
     def start(self) -> None:
         wakes = self.wakes
+        if self.log_url is not None and self.hold_s:
+            # The stream keeps a home's readings in the order they were logged; there is no
+            # local arrival order to settle.
+            self.hold_s = 0.0
         if "alerts" in self.stages:
             notifiers = self.notifiers or default_notifiers(
                 str(self.broker) if self.broker else None, self.protocol)
@@ -90,8 +106,12 @@ class Pipeline:
         wake_alerts = self.alerts.wake if self.alerts else wakes.get("alerts")
         if "detect" in self.stages:
             on_alerts = wake_alerts.set if wake_alerts else None
-            self.detect = DetectService(connect(self.data_dir), self.config, on_alerts,
-                                        partition=self.partition, hold_s=self.hold_s)
+            share = f"{self.partition[0]}-of-{self.partition[1]}"
+            self.detect = DetectService(
+                connect(self.data_dir), self.config, on_alerts, partition=self.partition,
+                hold_s=self.hold_s,
+                log_reader=self._log(f"telecare-detect-{share}").reader(self.partition)
+                if self.log_url is not None else None)
             self.detect.wake = wakes.get("detect", self.detect.wake)
             self.urgent = UrgentJudge(connect(self.data_dir), self.config, on_alerts,
                                       partition=self.partition)
@@ -113,11 +133,12 @@ class Pipeline:
                     event.set()
 
             mapper = SourceMapper(self.config.homes.values())
+            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
             self.ingest = IngestService(
                 ReadingStore(connect(self.data_dir)), on_stored=wake_next,
                 accepting=self.forwarder.accepting if self.forwarder else None,
-                known_home=self.config.known, mapper=mapper)
-            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
+                known_home=self.config.known, mapper=mapper,
+                log=self._log(f"telecare-ingest-{digest}") if self.log_url else None)
             topics = [self.topic] if isinstance(self.topic, str) else list(self.topic)
             topics += mapper.topics()  # bridges' and hubs' topics (the homes' `sources:`)
             if self.share_group:
@@ -205,9 +226,13 @@ class Pipeline:
                 "skipped_unknown": self.detect.skipped_unknown,
                 "urgent_raised": self.urgent.raised if self.urgent else 0}
             try:
-                detect.update(backlog=self.detect.backlog(),
-                              event_s=round(self.detect.backlog_event_s(), 1),
-                              age_s=round(self.detect.backlog_age_s(), 1))
+                if self.detect.log_reader is not None:
+                    # (the stream's count; its age in event time is not asked of the servers)
+                    detect.update(backlog=self.detect.backlog())
+                else:
+                    detect.update(backlog=self.detect.backlog(),
+                                  event_s=round(self.detect.backlog_event_s(), 1),
+                                  age_s=round(self.detect.backlog_age_s(), 1))
             except Exception as exc:  # the store may be unreadable: say so, do not crash
                 snap["why"].append(f"detect: cannot read the backlog ({type(exc).__name__})")
             snap["detect"] = detect
@@ -253,6 +278,8 @@ class Pipeline:
                     log.error("the %s stage stopped with work left (%s): it resumes from its "
                               "last commit at the next start", name, service.status.error)
                     clean = False
+        for opened in self._logs:
+            opened.close()
         if clean:
             log.info("pipeline stopped cleanly (%s)", "+".join(self.stages))
         else:

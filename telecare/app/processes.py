@@ -61,6 +61,7 @@ class ChildArgs:
     retention_days: int | None = 90
     log_level: str = "info"
     log_format: str = "text"
+    log_url: str | None = None
 
 
 def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
@@ -82,7 +83,7 @@ def _child(role: str, args: ChildArgs, wakes: dict[str, Wake], stop: Wake,
         influx=InfluxTarget.from_env(args.influx_url) if role == "ingest" else None,
         partition=args.partition, worker=args.worker,
         retention=timedelta(days=args.retention_days) if args.retention_days else None,
-        wakes=wakes)
+        wakes=wakes, log_url=args.log_url)
     pipeline.start()
     threading.Thread(target=_watch_parent, args=(role, parent, pipeline), daemon=True,
                      name="watch-parent").start()

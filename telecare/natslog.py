@@ -1,0 +1,333 @@
+"""The reading log on NATS JetStream, for a pipeline past one machine.
+
+One stream, `TELECARE_READINGS`, replicated across the cluster (`?replicas=3`), holds every
+reading under `telecare.readings.<partition>.<home>`; the partition is `partition_of(home,
+P)` with P fixed when the stream is made and kept in its metadata, so every worker computes
+it the same way. A reading is published with `Nats-Msg-Id` set to its identity
+(`Reading.dedupe_key`): a re-send within the stream's duplicate window (20 minutes) is
+dropped by the server. `append` returns only once JetStream has acknowledged every reading
+(PubAck), so ingest acknowledges an MQTT message only after its reading is in the log.
+
+A detection worker `I/N` reads the partitions `p` with `p % N == I` (N divides P) through a
+durable pull consumer. Its position in the stream is kept in its own checkpoint, committed
+with its alerts; on start, and after a failed step, it re-creates the consumer from just
+after that position (`seek`), so a home's readings reach it in stream order with nothing
+skipped, and it acknowledges (ack-all) up to what its checkpoint holds, which is what the
+consumer's pending count (the backlog) then shows.
+
+nats-py is asyncio; the pipeline's stages are threads. Each `NatsLog` runs its own event loop
+on a thread of its own and the calls here wait on it.
+
+The URL: `nats://host1:4222,host2:4222?replicas=3&partitions=16`; a user and password, where
+the servers ask for them, come from `TELECARE_LOG_USER` and `TELECARE_LOG_PASSWORD`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from telecare.reading import Reading
+from telecare.readlog import partition_of
+from telecare.stage import Unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STREAM = "TELECARE_READINGS"
+SUBJECT = "telecare.readings"
+DEFAULT_PARTITIONS = 16
+DUPLICATE_WINDOW_S = 20 * 60
+KEEP = timedelta(days=7)  # the log is for catching up; the time series keeps the history
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class LogUrl:
+    servers: list[str]
+    replicas: int = 1
+    partitions: int = DEFAULT_PARTITIONS
+
+    @classmethod
+    def parse(cls, url: str) -> LogUrl:
+        """`nats://h1:4222,h2:4222?replicas=3&partitions=16`; ValueError in words if not."""
+        parts = urlsplit(url)
+        if parts.scheme != "nats" or not parts.netloc:
+            raise ValueError(f"a reading log URL is nats://host:port[,host:port...], not {url!r}")
+        if "@" in parts.netloc:
+            raise ValueError("put the reading log's credentials in TELECARE_LOG_USER and "
+                             "TELECARE_LOG_PASSWORD, not in its URL")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(query) - {"replicas", "partitions"}
+        if unknown:
+            raise ValueError(f"unknown reading log URL option(s): {', '.join(sorted(unknown))}"
+                             " (known: replicas, partitions)")
+        try:
+            replicas = int(query.get("replicas", "1"))
+            partitions = int(query.get("partitions", str(DEFAULT_PARTITIONS)))
+        except ValueError:
+            raise ValueError("replicas and partitions are whole numbers") from None
+        if not 1 <= replicas <= 5 or not 1 <= partitions <= 1024:
+            raise ValueError("replicas is 1 to 5 and partitions 1 to 1024")
+        return cls([f"nats://{h}" for h in parts.netloc.split(",") if h], replicas, partitions)
+
+
+def encode(reading: Reading, arrived: datetime) -> bytes:
+    return orjson.dumps([reading.home, reading.device, reading.kind, reading.value,
+                         (reading.ts - _EPOCH) // _US, reading.seq, reading.battery,
+                         reading.on_arrival, (arrived - _EPOCH) // _US])
+
+
+def decode(data: bytes) -> tuple[Reading, datetime]:
+    home, device, kind, value, ts_us, seq, battery, on_arrival, arrived_us = orjson.loads(data)
+    return (Reading(home, device, kind, float(value), _EPOCH + ts_us * _US, seq, battery,
+                    bool(on_arrival)), _EPOCH + arrived_us * _US)
+
+
+class NatsLog:
+    """The reading log on JetStream (`telecare.readlog.ReadingLog`); `reader` gives a
+    detection worker's share of it."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0, name: str = "telecare") -> None:
+        self.url = LogUrl.parse(url)
+        self.timeout_s = timeout_s
+        self.name = name
+        self.partitions = self.url.partitions  # as the stream says, once open
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self.connected = threading.Event()
+        self._closing = False
+
+    # -- the event loop the client lives on
+    def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """The coroutine's result; a server that cannot be reached or answer in time is
+        `Unavailable` (the stage waits it out and tries again)."""
+        if self._loop is None:
+            coro.close()
+            raise Unavailable("the reading log is not open")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout_s if timeout_s is not None else self.timeout_s + 5)
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            future.cancel()
+            raise Unavailable(f"reading log: {type(exc).__name__}"
+                              f"{': ' + str(exc)[:80] if str(exc) else ''}") from exc
+
+    def open(self) -> NatsLog:
+        """Connect and make sure the stream is there (made with this URL's replicas and
+        partitions if not; an existing stream keeps its own partitions)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="nats-log",
+                                            daemon=True)
+            self._thread.start()
+        self._run(self._open())
+        return self
+
+    async def _open(self) -> None:
+        async def disconnected() -> None:
+            self.connected.clear()
+            if self._closing:
+                return
+            log.warning("reading log: disconnected from NATS; reconnecting")
+
+        async def reconnected() -> None:
+            self.connected.set()
+            log.info("reading log: reconnected to NATS")
+
+        async def error(exc: Exception) -> None:
+            log.warning("reading log: %s", type(exc).__name__)
+
+        if self._nc is None:
+            self._nc = await nats.connect(
+                servers=self.url.servers, name=self.name, connect_timeout=self.timeout_s,
+                allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                user=os.environ.get("TELECARE_LOG_USER"),
+                password=os.environ.get("TELECARE_LOG_PASSWORD"),
+                disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
+            self._js = self._nc.jetstream(timeout=self.timeout_s)
+            self.connected.set()
+        js = self._js
+        assert js is not None
+        try:
+            info = await js.stream_info(STREAM)
+        except nats.js.errors.NotFoundError:
+            config = StreamConfig(
+                name=STREAM, subjects=[f"{SUBJECT}.>"], storage=StorageType.FILE,
+                num_replicas=self.url.replicas, duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=KEEP.total_seconds(),
+                metadata={"telecare_partitions": str(self.url.partitions)})
+            try:
+                info = await js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                info = await js.stream_info(STREAM)  # another worker made it meanwhile
+        kept = (info.config.metadata or {}).get("telecare_partitions")
+        self.partitions = int(kept) if kept else self.url.partitions
+
+    def close(self) -> None:
+        """Drain the connection, end the client's tasks, and end the loop and its thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        self._closing = True
+        try:
+            self._run(self._shutdown(), 10)
+        except Exception as exc:
+            log.warning("reading log: could not close the connection cleanly (%s)",
+                        type(exc).__name__)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        if not loop.is_running():
+            loop.close()
+        self._loop = None
+        self._nc = self._js = None
+
+    async def _shutdown(self) -> None:
+        if self._nc is not None:
+            # A flush (the last acknowledgements reach the server), not a drain: a drain waits
+            # on the pull subscriptions' queues, which nobody reads any more.
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        # The client's own tasks (flusher, reader, pinger) end here, not when the loop is
+        # gone (where they would complain of a closed loop).
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    # -- ingest's side
+    def subject(self, home: str) -> str:
+        return f"{SUBJECT}.{partition_of(home, self.partitions)}.{home}"
+
+    def append(self, readings: Sequence[Reading], arrived: Sequence[datetime]) -> int:
+        if not readings:
+            return 0
+        return self._run(self._append(readings, arrived), self.timeout_s + 5)
+
+    async def _append(self, readings: Sequence[Reading], arrived: Sequence[datetime]) -> int:
+        js = self._js
+        assert js is not None
+        futures = []
+        try:
+            for reading, at in zip(readings, arrived, strict=True):
+                futures.append(await js.publish_async(
+                    self.subject(reading.home), encode(reading, at), wait_stall=self.timeout_s,
+                    headers={"Nats-Msg-Id": reading.dedupe_key()}))
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+        except BaseException:
+            for f in futures:  # frees their places in the client's window of pending acks
+                f.cancel()
+            raise
+        return sum(1 for ack in acks if not ack.duplicate)
+
+    # -- detection's side
+    def reader(self, share: tuple[int, int] = (0, 1), name: str | None = None
+               ) -> NatsLogReader:
+        return NatsLogReader(self, share, name)
+
+    def last_sequence(self) -> int:
+        return int(self._run(self._last_sequence()))
+
+    async def _last_sequence(self) -> int:
+        assert self._js is not None
+        info = await self._js.stream_info(STREAM)
+        return int(info.state.last_seq)
+
+
+class NatsLogReader:
+    """A detection worker's share of the log (`telecare.readlog.LogReader`)."""
+
+    def __init__(self, log_: NatsLog, share: tuple[int, int], name: str | None = None) -> None:
+        index, count = share
+        if log_.partitions % count:
+            raise ValueError(f"{count} detection workers cannot share the log's "
+                             f"{log_.partitions} partitions evenly: use a divisor of "
+                             f"{log_.partitions}")
+        self.log = log_
+        self.share = share
+        self.durable = name or f"detect-{index}-of-{count}"
+        self.subjects = [f"{SUBJECT}.{p}.*" for p in range(log_.partitions) if p % count == index]
+        self._after = 0
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._stale: JetStreamContext.PullSubscription | None = None
+        self._last: Msg | None = None
+
+    def seek(self, after: int) -> None:
+        """Read from just after `after` next; the consumer is made again at the next fetch
+        (so a seek never waits on the servers, and a failed one is simply tried again)."""
+        self._after = after
+        self._stale, self._sub = self._sub or self._stale, None
+        self._last = None
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        js = self.log._js
+        assert js is not None
+        if self._stale is not None:
+            # (a subscription on a dropped connection: nothing to undo)
+            with contextlib.suppress(Exception):
+                await self._stale.unsubscribe()
+            self._stale = None
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(STREAM, self.durable)
+        config = ConsumerConfig(
+            durable_name=self.durable, name=self.durable, filter_subjects=self.subjects,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._after + 1,
+            ack_policy=AckPolicy.ALL, ack_wait=3600, max_ack_pending=-1, max_deliver=-1,
+            num_replicas=0)  # 0: as many as the stream's
+        await js.add_consumer(STREAM, config)
+        self._sub = await js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
+        return self._sub
+
+    def fetch(self, limit: int, timeout_s: float) -> list[tuple[int, Reading]]:
+        return self.log._run(self._fetch(limit, timeout_s), timeout_s + self.log.timeout_s)
+
+    async def _fetch(self, limit: int, timeout_s: float) -> list[tuple[int, Reading]]:
+        sub = self._sub if self._sub is not None else await self._bind()
+        try:
+            msgs = await sub.fetch(limit, timeout=max(timeout_s, 0.01))
+        except nats.errors.TimeoutError:
+            return []
+        out = []
+        for msg in msgs:
+            out.append((int(msg.metadata.sequence.stream), decode(msg.data)[0]))
+        if msgs:
+            self._last = msgs[-1]
+        return out
+
+    def commit(self, upto: int) -> None:
+        last = self._last
+        if last is not None and last.metadata.sequence.stream <= upto:
+            self.log._run(last.ack())
+            self._last = None
+
+    def pending(self) -> int:
+        return self.log._run(self._pending())
+
+    async def _pending(self) -> int:
+        js = self.log._js
+        assert js is not None
+        info = await js.consumer_info(STREAM, self.durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)

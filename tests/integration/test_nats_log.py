@@ -1,0 +1,150 @@
+"""The reading log on real NATS JetStream servers (`telecare.natslog`): one node of a test's
+own, or a three-node cluster with a replicated stream of which one node is killed."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest.service import IngestService
+from ingest.store import ReadingStore
+from telecare.db import connect
+from telecare.natslog import NatsLog
+from telecare.reading import Reading
+from telecare.readlog import partition_of
+from telecare.stage import Unavailable
+from tests.conftest import NatsCluster
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def readings(homes: int, each: int, start: int = 0) -> list[Reading]:
+    return [Reading(f"nh{h:03d}", "hall", "motion", 1.0, T0 + timedelta(seconds=10 * i))
+            for i in range(start, start + each) for h in range(homes)]
+
+
+def read_all(log: NatsLog, share: tuple[int, int], after: int = 0,
+             quiet_s: float = 1.0) -> list[tuple[int, Reading]]:
+    """Everything of a share after `after`, as detection reads it: a fetch the servers could
+    not answer (a cluster electing a leader) is tried again from the last position read."""
+    reader = log.reader(share)
+    reader.seek(after)
+    got: list[tuple[int, Reading]] = []
+    for _ in range(20):
+        try:
+            while batch := reader.fetch(1000, quiet_s):
+                got += batch
+            return got
+        except Unavailable:
+            reader.seek(got[-1][0] if got else after)
+    raise AssertionError("the log stayed unavailable")
+
+
+def test_a_resent_reading_is_logged_once_and_each_share_reads_its_own_homes_in_order(
+        nats_server: NatsCluster) -> None:
+    log = NatsLog(nats_server.url("partitions=8")).open()
+    try:
+        sent = readings(40, 50)
+        assert sum(log.append(sent[i:i + 500], [NOW] * len(sent[i:i + 500]))
+                   for i in range(0, len(sent), 500)) == 2000
+        # An ingest worker that crashed before acknowledging the broker sends a batch again.
+        assert log.append(sent[700:1200], [NOW] * 500) == 0
+        shares = [read_all(log, (i, 2)) for i in range(2)]
+    finally:
+        log.close()
+    assert sum(len(s) for s in shares) == 2000
+    for i, share in enumerate(shares):
+        positions = [pos for pos, _ in share]
+        assert positions == sorted(positions)
+        by_home: dict[str, list[datetime]] = defaultdict(list)
+        for _, r in share:
+            by_home[r.home].append(r.ts)
+            assert partition_of(r.home, 2) == i  # a home belongs to one worker, as in SQLite
+        assert all(ts == sorted(ts) and len(ts) == 50 for ts in by_home.values())
+    assert {r for s in shares for _, r in s} == set(sent)
+
+
+def test_a_reader_goes_on_just_after_the_position_it_committed(
+        nats_server: NatsCluster) -> None:
+    log = NatsLog(nats_server.url()).open()
+    try:
+        log.append(readings(5, 40), [NOW] * 200)
+        reader = log.reader((0, 1))
+        reader.seek(0)
+        first = reader.fetch(120, 1.0)
+        assert len(first) == 120 and reader.pending() == 200
+        reader.commit(first[-1][0])
+        assert reader.pending() == 80  # what the consumer still owes: the backlog
+        # A restart: a new reader from the committed position reads the rest, once.
+        again = read_all(log, (0, 1), after=first[-1][0])
+        assert [r for _, r in first + again] == readings(5, 40)
+        # A share that cannot be spread evenly over the stream's partitions is refused.
+        with pytest.raises(ValueError, match="evenly"):
+            log.reader((0, 3))
+    finally:
+        log.close()
+
+
+def test_nothing_is_lost_or_logged_twice_when_one_node_of_three_is_killed() -> None:
+    cluster = NatsCluster(3)
+    cluster.start()
+    log = NatsLog(cluster.url("replicas=3&partitions=4"), timeout_s=5).open()
+    try:
+        sent = readings(20, 300)  # 6,000
+        batches = [sent[i:i + 200] for i in range(0, len(sent), 200)]
+        for n, batch in enumerate(batches):
+            if n == 10:
+                cluster.kill(0)  # a node of three gone: the stream has its quorum still
+            while True:  # as ingest does: a batch not logged is sent again, whole
+                try:
+                    log.append(batch, [NOW] * len(batch))
+                    break
+                except Unavailable:
+                    continue
+        got = read_all(log, (0, 1), quiet_s=2.0)
+    finally:
+        log.close()
+        cluster.stop()
+    assert len(got) == len(sent)
+    assert sorted((r.home, r.ts) for _, r in got) == sorted((r.home, r.ts) for r in sent)
+
+
+def test_ingest_holds_a_batch_back_while_the_log_is_unreachable(
+        nats_server: NatsCluster, tmp_path: object) -> None:
+    from pathlib import Path
+
+    log = NatsLog(nats_server.url(), timeout_s=0.3).open()
+    store = ReadingStore(connect(Path(str(tmp_path)) / "data"))
+    service = IngestService(store, log=log, clock=lambda: NOW)
+    message = ("telecare/v1/nh001/hall/motion", b'{"ts": "2026-03-01T08:00:00Z", "value": 1}',
+               NOW.timestamp(), False)
+    bad = ("telecare/v1/nh001/hall/motion", b'{"ts": "yesterday", "value": 1}',
+           NOW.timestamp(), False)
+    try:
+        assert service.handle([message, bad])
+        assert service.counters["stored"] == 1
+        assert store.count() == 0  # readings live in the log; the local store keeps the bad
+        assert store.dead_letter_count() == 1
+        nats_server.kill(0)
+        for _ in range(12):  # more than a stage's fatal count: the log's outage passes
+            assert not service.handle([message])
+        assert service.counters["log_errors"] == 12
+        assert service.status.fatal is None and service.status.error is not None
+        # Back: the held batch goes in, once.
+        nats_server.start(0)
+        ok = threading.Event()
+        for _ in range(100):
+            if service.handle([message]):
+                ok.set()
+                break
+            threading.Event().wait(0.1)
+        assert ok.is_set()
+        assert service.status.error is None
+        got = read_all(log, (0, 1))
+        assert [r.ts for _, r in got] == [datetime(2026, 3, 1, 8, tzinfo=UTC)]
+    finally:
+        log.close()
