@@ -156,7 +156,7 @@ class NatsLog:
             log.info("reading log: reconnected to NATS")
 
         async def error(exc: Exception) -> None:
-            log.warning("reading log: %s", type(exc).__name__)
+            log.warning("reading log: %s %s", type(exc).__name__, str(exc)[:200])
 
         if self._nc is None:
             self._nc = await nats.connect(
@@ -231,11 +231,19 @@ class NatsLog:
         js = self._js
         assert js is not None
         futures = []
+        # A reading twice in one batch (a device's resend): sent once. Two publishes of one id
+        # at once get "duplicate message id is in process" from a clustered stream, which
+        # nats-py raises in its reply handler instead of failing the publish's future.
+        seen: set[str] = set()
         try:
             for reading, at in zip(readings, arrived, strict=True):
+                key = reading.dedupe_key()
+                if key in seen:
+                    continue
+                seen.add(key)
                 futures.append(await js.publish_async(
                     self.subject(reading.home), encode(reading, at), wait_stall=self.timeout_s,
-                    headers={"Nats-Msg-Id": reading.dedupe_key()}))
+                    headers={"Nats-Msg-Id": key}))
             acks = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
         except BaseException:
             for f in futures:  # frees their places in the client's window of pending acks
@@ -302,7 +310,8 @@ class NatsLogReader:
         return self._sub
 
     def fetch(self, limit: int, timeout_s: float) -> list[tuple[int, Reading]]:
-        return self.log._run(self._fetch(limit, timeout_s), timeout_s + self.log.timeout_s)
+        # (room for the consumer to be made again first: two API calls, each with its timeout)
+        return self.log._run(self._fetch(limit, timeout_s), timeout_s + 3 * self.log.timeout_s)
 
     async def _fetch(self, limit: int, timeout_s: float) -> list[tuple[int, Reading]]:
         sub = self._sub if self._sub is not None else await self._bind()

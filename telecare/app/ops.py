@@ -160,6 +160,11 @@ def health(pipeline: Snapshots) -> tuple[bool, dict[str, Any]]:
         report["priority_lane_subscribed"] = broker["priority_lane_subscribed"]
         if not report["priority_lane_subscribed"]:
             why.append("ingest: the priority lane (calls for help) is not subscribed")
+    reading_log = snap.get("log")
+    if reading_log is not None:
+        report["log_connected"] = reading_log["connected"]
+        if not reading_log["connected"]:
+            why.append("the reading log (NATS) is not connected")
     forward = snap.get("forward")
     if forward is not None:
         report["database_up"] = forward["healthy"]
@@ -170,7 +175,8 @@ def health(pipeline: Snapshots) -> tuple[bool, dict[str, Any]]:
     if detect is not None:
         if "backlog" in detect:
             report["detect_backlog_readings"] = detect["backlog"]
-            report["detect_backlog_age_s"] = detect["age_s"]
+            if "age_s" in detect:  # (not asked of a log on NATS)
+                report["detect_backlog_age_s"] = detect["age_s"]
         failing = {r: n for r, n in detect["rule_errors"].items() if n}
         if failing:
             # Degraded, not down: the other rules and homes go on, and a restart would not

@@ -215,6 +215,8 @@ class Pipeline:
                 "subscribed": self.subscriber.subscribed.is_set(),
                 "priority_lane_subscribed": self.urgent_subscriber is None
                 or self.urgent_subscriber.subscribed.is_set()}
+        if self._logs:
+            snap["log"] = {"connected": all(opened.connected.is_set() for opened in self._logs)}
         if self.forwarder is not None:
             snap["forward"] = {"spool": self.forwarder.backlog(),
                                "healthy": self.forwarder.healthy,

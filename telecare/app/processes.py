@@ -195,6 +195,9 @@ class ProcessPipeline:
             for key in ("ingest", "broker", "forward", "detect"):
                 if key in child_snap:
                     snap[key] = child_snap[key]
+            if "log" in child_snap:  # connected only if every process's link is
+                was = snap.get("log", {"connected": True})["connected"]
+                snap["log"] = {"connected": was and child_snap["log"]["connected"]}
         return snap
 
     def fatal(self) -> str | None:
