@@ -6,6 +6,11 @@ database. While the database is down or slow, readings wait in the store and dra
 returns. The spool is bounded: once more than `spool_limit` readings wait, `accepting()`
 turns False and ingest stops acknowledging, so the broker holds the rest. Nothing is dropped.
 
+Past one machine the reading log is on NATS JetStream, which is then the spool: `telecare
+forward --log ...` follows it (a share of it per forwarder with `--partition`), keeping its
+position in its own folder. A batch written again after a crash overwrites the same points
+(same series, same time), so the database holds each reading once.
+
 Schema: a measurement per kind; tags home, device, room; a field `value` (and `battery`
 when sent); nanosecond time. The client does all escaping; no line protocol is built here.
 """
@@ -26,6 +31,7 @@ from ingest.store import ReadingStore
 from telecare.config import Config
 from telecare.db import PerThread, Transaction
 from telecare.reading import Reading
+from telecare.readlog import LogReader
 from telecare.stage import StageStatus
 
 log = logging.getLogger(__name__)
@@ -72,8 +78,8 @@ def forwarded_upto(conn: sqlite3.Connection) -> int | None:
 
 class InfluxForwarder:
     def __init__(self, conn: sqlite3.Connection, config: Config, target: InfluxTarget,
-                 batch: int = 5000, spool_limit: int = 2_000_000, timeout_ms: int = 10_000
-                 ) -> None:
+                 batch: int = 5000, spool_limit: int = 2_000_000, timeout_ms: int = 10_000,
+                 log_reader: LogReader | None = None) -> None:
         self.conn = conn
         self.config = config
         self.target = target
@@ -82,8 +88,15 @@ class InfluxForwarder:
         self.status = StageStatus("forward")
         self.store = ReadingStore(conn)
         conn.executescript(_SCHEMA)
-        row = conn.execute("SELECT value FROM forward_meta WHERE key='cursor'").fetchone()
+        # `log_reader`: the reading log is on NATS (`telecare.natslog`) and this forwarder
+        # follows its share of it (`telecare forward`); the stream is then the spool, and the
+        # position in it is kept here, apart from a local cursor's.
+        self.log_reader = log_reader
+        self.key = "cursor" if log_reader is None else "log_cursor"
+        row = conn.execute("SELECT value FROM forward_meta WHERE key=?", (self.key,)).fetchone()
         self.cursor = int(row[0]) if row else 0
+        if log_reader is not None:
+            log_reader.seek(self.cursor)
         self.client = InfluxDBClient(url=target.url, token=target.token, org=target.org,
                                      timeout=timeout_ms)
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
@@ -94,6 +107,8 @@ class InfluxForwarder:
         self._known_max = self.store.max_rowid()
 
     def backlog(self) -> int:
+        if self.log_reader is not None:
+            return self.log_reader.pending()
         return max(self._known_max - self.cursor, 0)
 
     def note_stored(self, max_rowid: int) -> None:
@@ -109,7 +124,10 @@ class InfluxForwarder:
         return (found.room if found else None) or "unknown"
 
     def step(self) -> int:
-        rows = self.store.since(self.cursor, self.batch)
+        if self.log_reader is not None:
+            rows = self.log_reader.fetch(self.batch, 0.5)
+        else:
+            rows = self.store.since(self.cursor, self.batch)
         if not rows:
             return 0
         points = [to_point(r, self._room(r.home, r.device)) for _, r in rows]
@@ -121,6 +139,8 @@ class InfluxForwarder:
                 log.warning("time-series database write failed (%s); readings wait in the "
                             "spool", exc.__class__.__name__)
             self.healthy = False
+            if self.log_reader is not None:
+                self.log_reader.seek(self.cursor)  # the same readings again, next time
             return -1
         if not self.healthy:
             log.info("time-series database is back; draining the spool")
@@ -128,9 +148,11 @@ class InfluxForwarder:
         self.cursor = rows[-1][0]
         self.written += len(rows)
         with Transaction(self.conn) as c:
-            c.execute("INSERT OR REPLACE INTO forward_meta VALUES ('cursor', ?)",
-                      (str(self.cursor),))
+            c.execute("INSERT OR REPLACE INTO forward_meta VALUES (?, ?)",
+                      (self.key, str(self.cursor)))
         self._known_max = max(self._known_max, self.cursor)
+        if self.log_reader is not None:
+            self.log_reader.commit(self.cursor)
         return len(rows)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
@@ -145,8 +167,9 @@ class InfluxForwarder:
                 delay = min(delay * 2, 10.0)
             elif n == 0:
                 delay = 0.5
-                self.wake.wait(poll_s)
-                self.wake.clear()
+                if self.log_reader is None:  # (a log's fetch waits for news itself)
+                    self.wake.wait(poll_s)
+                    self.wake.clear()
             else:
                 delay = 0.5
         def drain() -> None:

@@ -104,6 +104,7 @@ class StageStatus:
         resumes from the last commit at the next start), never raised."""
         try:
             step()
+            self.ok()  # an error of an earlier pass is behind it: the work is done
         except Exception as exc:
             log.error("%s could not finish before stopping (%s): it resumes from its last "
                       "commit at the next start", what, describe(exc))

@@ -203,6 +203,14 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
             LogUrl.parse(log_url)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--log") from None
+        if influx_url and "ingest" in stages:
+            raise click.UsageError("with --log, readings reach InfluxDB from the log: run "
+                                   "`telecare forward --log ... --influx ...` (not ingest "
+                                   "--influx)")
+    if "forward" in stages and not (log_url and influx_url):
+        raise click.UsageError("telecare forward follows the reading log on NATS (--log or "
+                               "TELECARE_LOG_URL) into InfluxDB (--influx or "
+                               "TELECARE_INFLUX_URL): it needs both")
     pipeline: Pipeline | ProcessPipeline
     if processes and set(stages) == {"ingest", "detect", "alerts"}:
         # Ingest and detection in processes of their own: one Python process runs one
@@ -213,7 +221,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     else:
         pipeline = Pipeline(
             config, data, url, chosen, stages, share_group=share_group,
-            influx=InfluxTarget.from_env(influx_url) if "ingest" in stages else None,
+            influx=InfluxTarget.from_env(influx_url)
+            if "ingest" in stages or "forward" in stages else None,
             partition=(index, count), worker=worker, retention=timedelta(days=retention_days),
             log_url=log_url)
     pipeline.start()
@@ -370,6 +379,8 @@ _serve_command("run", ("ingest", "detect", "alerts"),
 _serve_command("ingest", ("ingest",), "Only the ingest stage: MQTT to the store.")
 _serve_command("detect", ("detect",), "Only the detect stage: stored readings to alerts.")
 _serve_command("alerts", ("alerts",), "Only the alerts stage: alerts to the people told.")
+_serve_command("forward", ("forward",), "Only the forwarder, past one machine: the reading "
+               "log on NATS (--log) into InfluxDB (--influx), a share of it per --partition.")
 
 
 @main.command()

@@ -39,7 +39,7 @@ from telecare.reading import TOPIC_PREFIX, URGENT_TOPICS
 from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
-STAGES = ("ingest", "detect", "alerts")
+STAGES = ("ingest", "detect", "alerts")  # and "forward", alone: the log on NATS to InfluxDB
 
 
 class Pipeline:
@@ -118,10 +118,19 @@ class Pipeline:
             self.urgent.wake = wakes.get("urgent", self.urgent.wake)
         wake_detect = self.detect.wake if self.detect else wakes.get("detect")
         wake_urgent = self.urgent.wake if self.urgent else wakes.get("urgent")
+        if "forward" in self.stages:
+            if self.influx is None or self.log_url is None:
+                raise ValueError("the forward stage follows the reading log on NATS (--log) "
+                                 "into InfluxDB (--influx): it needs both")
+            share = f"{self.partition[0]}-of-{self.partition[1]}"
+            self.forwarder = InfluxForwarder(
+                connect(self.data_dir), self.config, self.influx,
+                log_reader=self._log(f"telecare-forward-{share}").reader(
+                    self.partition, name=f"forward-{share}"))
         if "ingest" in self.stages:
             if self.broker is None:
                 raise ValueError("the ingest stage needs a broker")
-            if self.influx is not None:
+            if self.influx is not None and self.log_url is None:
                 self.forwarder = InfluxForwarder(connect(self.data_dir), self.config,
                                                  self.influx)
             next_stages: list[Wake] = [w for w in (wake_detect,) if w is not None]

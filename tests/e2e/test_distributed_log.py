@@ -2,7 +2,8 @@
 each with its own data folder (nothing shared on disk), over a real three-node NATS JetStream
 cluster and a real Mosquitto. During the replay one NATS node is SIGKILLed and one detection
 worker is SIGKILLed and started again; afterwards the two workers between them have raised
-exactly the alerts `telecare backtest` gives on the same readings."""
+exactly the alerts `telecare backtest` gives on the same readings, and a forwarder has put
+every reading into the time-series database (victoria-metrics) once."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Mosquitto, NatsCluster, _free_port
+from tests.conftest import Mosquitto, NatsCluster, VictoriaMetrics, _free_port
 
 BIN = Path(sys.executable).parent
 TELECARE = str(BIN / "telecare")
@@ -90,8 +92,19 @@ def alerts_in(data: Path) -> set[tuple[str, str]]:
         conn.close()
 
 
+def in_database(server: VictoriaMetrics, homes: list[str]) -> list[tuple[str, str, str, int]]:
+    """Every sample of these homes: (home, device, kind, time in ms)."""
+    out = []
+    for home in homes:
+        for series in server.export(f'{{__name__=~".*_value",home="{home}"}}'):
+            labels = series["metric"]
+            kind = labels["__name__"].removesuffix("_value")
+            out += [(home, labels["device"], kind, ts) for ts in series["timestamps"]]
+    return out
+
+
 def test_two_detection_workers_on_a_nats_cluster_raise_what_backtest_raises_through_kills(
-        tmp_path: Path, mosquitto: Mosquitto) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, victoria: VictoriaMetrics) -> None:
     bundle = tmp_path / "bundle"
     subprocess.run([TELECARE, "simulate", "--homes", "12", "--days", "4", "--seed", "5",
                     "--out", str(bundle), "--scenario", "pendant@1", "--scenario",
@@ -112,7 +125,9 @@ def test_two_detection_workers_on_a_nats_cluster_raise_what_backtest_raises_thro
                       "--partition", f"{i}/2") for i in range(2)]
     ingest = Worker("ingest", *common, "--data", str(tmp_path / "ingest"), "--mqtt",
                     mosquitto.url)
-    workers = [ingest, *detects]
+    forward = Worker("forward", *common, "--data", str(tmp_path / "forward"), "--influx",
+                     victoria.url)
+    workers = [ingest, *detects, forward]
     try:
         assert ingest.wait(lambda: ingest.health().get("subscribed")), "".join(ingest.lines)
         replay = subprocess.Popen([TELECARE, "replay", str(bundle / "readings.jsonl"), "--mqtt",
@@ -144,7 +159,18 @@ def test_two_detection_workers_on_a_nats_cluster_raise_what_backtest_raises_thro
         conn = sqlite3.connect(tmp_path / "ingest" / "telecare.db")
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
         conn.close()
+        # Every reading the homes sent is in the time-series database, once.
+        sent = set()
+        for line in (bundle / "readings.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            sent.add((r["home"], r["device"], r["kind"],
+                      round(datetime.fromisoformat(r["ts"]).timestamp() * 1000)))
+        homes = sorted({h for h, _, _, _ in sent})
+        assert forward.wait(lambda: len(in_database(victoria, homes)) >= len(sent), 60), \
+            "".join(forward.lines[-20:])
+        got = in_database(victoria, homes)
+        assert len(got) == len(set(got)) and set(got) == sent
     finally:
         codes = [w.stop() for w in workers]
         cluster.stop()
-    assert codes == [0, 0, 0], ["".join(w.lines[-10:]) for w in workers]
+    assert codes == [0] * len(workers), ["".join(w.lines[-40:]) for w in workers]

@@ -43,3 +43,22 @@ def test_a_bug_failing_ten_times_running_makes_the_stage_fatal() -> None:
     status.attempt(stop, "routing alerts", bug)
     assert status.fatal == "alerts: KeyError (10 times running)"
     status.last("routing alerts", bug)  # a last pass never raises
+
+
+def test_a_last_pass_that_works_clears_the_error_of_a_pass_before_it() -> None:
+    status = StageStatus("detect")
+    stop = threading.Event()
+    stop.set()
+    calls = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError  # a server away for a moment, just before the stop
+
+    status.attempt(stop, "detection step", flaky)
+    assert status.error == "TimeoutError"
+    status.last("detection", flaky)  # the work is done after all: nothing is left
+    assert status.error is None and status.report()["ok"]
+    status.last("detection", lambda: (_ for _ in ()).throw(KeyError("x")))
+    assert status.error == "KeyError"  # one that fails is still told
