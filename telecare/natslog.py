@@ -55,6 +55,7 @@ STREAM = "TELECARE_READINGS"
 SUBJECT = "telecare.readings"
 DEFAULT_PARTITIONS = 16
 DUPLICATE_WINDOW_S = 20 * 60
+DUPLICATE_IN_PROCESS = 10158  # JetStream's error code: that message id is being stored now
 KEEP = timedelta(days=7)  # the log is for catching up; the time series keeps the history
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -117,6 +118,9 @@ class NatsLog:
         self._js: JetStreamContext | None = None
         self.connected = threading.Event()
         self._closing = False
+        self._acks_prefix: str | None = None
+        self._acks: dict[str, asyncio.Future[bool]] = {}
+        self._acks_counter = 0
 
     # -- the event loop the client lives on
     def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
@@ -225,31 +229,68 @@ class NatsLog:
     def append(self, readings: Sequence[Reading], arrived: Sequence[datetime]) -> int:
         if not readings:
             return 0
-        return self._run(self._append(readings, arrived), self.timeout_s + 5)
+        return self._run(asyncio.wait_for(self._append(readings, arrived), self.timeout_s),
+                         self.timeout_s + 5)
 
     async def _append(self, readings: Sequence[Reading], arrived: Sequence[datetime]) -> int:
-        js = self._js
-        assert js is not None
+        nc = self._nc
+        assert nc is not None
+        if self._acks_prefix is None:
+            # One subscription takes every PubAck, each matched to its publish by a counter
+            # in the reply subject. (nats-py's publish_async draws a random token from the
+            # OS per message, which took a third of the publishing thread, and raises a
+            # server's error reply inside its handler, where the publish never hears of it.)
+            self._acks_prefix = nc.new_inbox() + "."
+            await nc.subscribe(self._acks_prefix + "*", cb=self._on_ack)
+        waiting: list[str] = []
         futures = []
-        # A reading twice in one batch (a device's resend): sent once. Two publishes of one id
-        # at once get "duplicate message id is in process" from a clustered stream, which
-        # nats-py raises in its reply handler instead of failing the publish's future.
+        # A reading twice in one batch (a device's resend) is sent once: two publishes of one
+        # id at once get "duplicate message id is in process" from a clustered stream.
         seen: set[str] = set()
+        loop = asyncio.get_running_loop()
         try:
             for reading, at in zip(readings, arrived, strict=True):
                 key = reading.dedupe_key()
                 if key in seen:
                     continue
                 seen.add(key)
-                futures.append(await js.publish_async(
-                    self.subject(reading.home), encode(reading, at), wait_stall=self.timeout_s,
-                    headers={"Nats-Msg-Id": key}))
-            acks = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
-        except BaseException:
-            for f in futures:  # frees their places in the client's window of pending acks
-                f.cancel()
-            raise
-        return sum(1 for ack in acks if not ack.duplicate)
+                self._acks_counter += 1
+                token = str(self._acks_counter)
+                future: asyncio.Future[bool] = loop.create_future()
+                self._acks[token] = future
+                waiting.append(token)
+                futures.append(future)
+                await nc.publish(self.subject(reading.home), encode(reading, at),
+                                 reply=self._acks_prefix + token, headers={"Nats-Msg-Id": key})
+            duplicates = await asyncio.gather(*futures)
+        finally:
+            for token in waiting:  # answered or given up on: not waited for any more
+                self._acks.pop(token, None)
+        return sum(1 for duplicate in duplicates if not duplicate)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        """A PubAck (or the server's refusal) for one publish: True if it was a duplicate."""
+        assert self._acks_prefix is not None
+        future = self._acks.get(msg.subject[len(self._acks_prefix):])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(Unavailable("reading log: no stream answered (503)"))
+            return
+        try:
+            answer = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            future.set_exception(Unavailable("reading log: an answer that is not JSON"))
+            return
+        error = answer.get("error")
+        if error is None:
+            future.set_result(bool(answer.get("duplicate", False)))
+        elif error.get("err_code") == DUPLICATE_IN_PROCESS:
+            future.set_result(True)  # the same reading, in flight from an earlier send
+        else:
+            future.set_exception(Unavailable(
+                f"reading log: the server refused a reading ({error.get('code')} "
+                f"{error.get('err_code')}: {str(error.get('description'))[:80]})"))
 
     # -- detection's side
     def reader(self, share: tuple[int, int] = (0, 1), name: str | None = None
