@@ -23,6 +23,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Parsed home files are cached per configuration folder (`telecare.yamlcache`): the suite's
+# thousands of temporary folders go to a cache of its own, not the user's.
+os.environ.setdefault("TELECARE_CACHE_DIR", tempfile.mkdtemp(prefix="telecare-cache-"))
 
 
 def stored_rows(data: Path, sql: str) -> list[tuple[Any, ...]]:

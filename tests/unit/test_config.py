@@ -192,3 +192,46 @@ def test_the_homes_folder_given_as_the_configuration_is_refused(tmp_path: Path) 
         load_config(tmp_path / "homes")
     assert "has h001.yaml but no homes/ folder" in "\n".join(info.value.problems)
     assert "h001" in load_config(tmp_path).homes
+
+
+def test_parsed_home_files_are_kept_between_loads_and_a_changed_file_is_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from telecare import yamlcache
+
+    monkeypatch.setenv("TELECARE_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_home(tmp_path / "cfg", "h001")
+    write_home(root, "h002", rules={"inactivity": {"threshold": "4h"}})
+    first = load_config(root)
+    assert list((tmp_path / "cache").glob("config-*.json"))
+    parsed = []
+    real = yamlcache.ParsedCache.put
+    monkeypatch.setattr(yamlcache.ParsedCache, "put",
+                        lambda self, name, raw, doc: (parsed.append(name),
+                                                      real(self, name, raw, doc))[1])
+    again = load_config(root)
+    assert parsed == []  # both from the cache
+    assert again.homes["h002"].model_dump(exclude={"rules"}) == \
+        first.homes["h002"].model_dump(exclude={"rules"})
+    # Its own setting, and the directory's for the rules it does not override.
+    assert again.homes["h002"].rules.inactivity.threshold == timedelta(hours=4)
+    assert again.homes["h002"].rules.not_up == again.homes["h001"].rules.not_up
+    # One byte changed (a room renamed): that file, and only that one, is read again.
+    path = root / "homes" / "h001.yaml"
+    path.write_text(path.read_text().replace("room: kitchen", "room: scullery", 1))
+    changed = load_config(root)
+    assert parsed == ["h001.yaml"]
+    assert "scullery" in {d.room for d in changed.homes["h001"].devices}
+    # A document that is not plain JSON (a YAML date) is never cached, and loads the same.
+    path.write_text(path.read_text() + "installed: 2026-01-05\n")
+    with pytest.raises(ConfigError, match="installed"):
+        load_config(root)  # (an unknown key: named, from the file as it is now)
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("TELECARE_CACHE_DIR", str(blocked))
+    root = write_home(tmp_path / "cfg", "h001")
+    assert load_config(root).known("h001")
+    assert load_config(root).known("h001")
