@@ -2,7 +2,7 @@
 load of 1,000 homes, in one run on this machine.
 
     .venv/bin/python benchmarks/pendant_latency.py [--homes 1000] [--presses 200] [--rate 500]
-                                                   [--share-group G]
+                                                   [--share-group G] [--nats 3]
 
 A real Mosquitto; `telecare run` in its own process (ingest, detect, alerts, one worker);
 1,000 homes configured, each with a contact whose webhook is a local HTTP receiver. A
@@ -11,6 +11,10 @@ heartbeats, event time = now) at `--rate` messages a second, far above the ~12 a
 1,000 real homes send (about 1,000 readings per home-day). Meanwhile `--presses` pendant
 presses, one per home, a quarter of a second apart; latency is the time from the publish
 call to the webhook receiving that home's alert. Prints p50, p90, p99 and the maximum.
+
+With `--nats N` the reading log is on NATS JetStream (a cluster of N nodes started here,
+replicas N): ingest publishes to the streams (calls for help on their own) and detection
+follows them, the distributed path of `deploy/README.md`, here all in `telecare run`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 import yaml  # noqa: E402
 
-from tests.conftest import Mosquitto, WebhookReceiver  # noqa: E402
+from tests.conftest import Mosquitto, NatsCluster, WebhookReceiver, _free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -91,6 +95,17 @@ def background(port: int, homes: int, rate: float, stop: threading.Event) -> lis
     return sent
 
 
+def healthy(port: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--homes", type=int, default=1000)
@@ -99,22 +114,33 @@ def main() -> None:
     parser.add_argument("--share-group", default=None,
                         help="run as a shared-subscription worker (multi-worker mode: "
                              "detection holds readings 1 s to settle; calls for help skip it)")
+    parser.add_argument("--nats", type=int, default=0,
+                        help="the reading log on a NATS cluster of this many nodes")
     args = parser.parse_args()
+    cluster = None
+    if args.nats:
+        cluster = NatsCluster(args.nats)
+        cluster.start()
 
     broker = Mosquitto()
     broker.start()
     receiver = WebhookReceiver()
     work = Path(tempfile.mkdtemp(prefix="telecare-bench-"))
     write_homes(work / "config", args.homes, receiver.url)
+    port = _free_port()
     service = subprocess.Popen(
         [str(BIN / "telecare"), "run", "--config", str(work / "config"), "--data",
          str(work / "data"), "--mqtt", broker.url, "--log-level", "warning",
-         *(["--share-group", args.share_group] if args.share_group else [])],
+         *(["--share-group", args.share_group] if args.share_group else []),
+         *(["--log", cluster.url(f"replicas={args.nats}")] if cluster else []),
+         "--metrics-port", str(port)],
         stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     stop = threading.Event()
     sent: list[int] = []
     try:
-        time.sleep(4)  # let it connect and subscribe
+        began = time.time()  # until it has loaded every home and subscribed
+        while time.time() - began < 120 and not healthy(port):
+            time.sleep(0.2)
         bg = threading.Thread(target=lambda: sent.extend(
             background(broker.port, args.homes, args.rate, stop)), daemon=True)
         bg.start()
@@ -140,6 +166,8 @@ def main() -> None:
         service.send_signal(signal.SIGTERM)
         service.wait(60)
         broker.stop()
+        if cluster is not None:
+            cluster.stop()
     arrived = first_pendant_alerts(receiver)
     lat = sorted((arrived[h] - t) * 1000 for h, t in pressed.items() if h in arrived)
     missing = len(pressed) - len(lat)

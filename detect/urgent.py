@@ -31,7 +31,7 @@ from telecare.clock import Clock, wall_clock
 from telecare.config import Config
 from telecare.db import Transaction
 from telecare.reading import format_ts, parse_ts
-from telecare.readlog import partition_of
+from telecare.readlog import LogReader, partition_of
 from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,12 @@ class UrgentJudge:
 
     def __init__(self, conn: sqlite3.Connection, config: Config,
                  on_alerts: Callable[[], None] | None = None,
-                 partition: tuple[int, int] = (0, 1), clock: Clock = wall_clock) -> None:
+                 partition: tuple[int, int] = (0, 1), clock: Clock = wall_clock,
+                 log_reader: LogReader | None = None) -> None:
         self.conn = conn
+        # Past one machine: this worker's share of the priority lane's stream on NATS; the
+        # cursor is then the stream position, kept apart from a local one.
+        self.log_reader = log_reader
         self.config = config
         self.on_alerts = on_alerts
         self.partition = partition
@@ -61,8 +65,8 @@ class UrgentJudge:
         conn.executescript(_SCHEMA)
         self.readings = ReadingStore(conn)
         self.alerts = AlertStore(conn, clock)
-        self.key = "urgent_cursor" + ("" if partition == (0, 1) else
-                                      f":{partition[0]}/{partition[1]}")
+        self.key = ("urgent_cursor" if log_reader is None else "urgent_log_cursor") + (
+            "" if partition == (0, 1) else f":{partition[0]}/{partition[1]}")
         self.status = StageStatus("detect-urgent")
         self.wake: Wake = threading.Event()
         self.raised = 0
@@ -74,6 +78,8 @@ class UrgentJudge:
                                 (self.key,)).fetchone()
         self.cursor = int(row[0]) if row and row[0] is not None else 0
         self._rules: dict[str, list[CallForHelp]] = {}
+        if self.log_reader is not None:
+            self.log_reader.seek(self.cursor)
 
     def _mine(self, home: str) -> bool:
         index, count = self.partition
@@ -93,12 +99,15 @@ class UrgentJudge:
 
     def step(self) -> int:
         """Judge the calls for help stored since the last step; return how many were read."""
-        rows = self.readings.urgent_since(self.cursor)
+        if self.log_reader is not None:
+            rows = self.log_reader.fetch(200, 0.5)
+        else:
+            rows = [(rowid, r) for rowid, _, r in self.readings.urgent_since(self.cursor)]
         if not rows:
             return 0
         raised: list[Alert] = []
         moved: set[str] = set()
-        for _, _, reading in rows:
+        for _, reading in rows:
             if not self._mine(reading.home):
                 continue
             for rule in self.rules(reading.home):
@@ -121,6 +130,12 @@ class UrgentJudge:
             c.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
                       (self.key, str(cursor)))
         self.cursor = cursor
+        if self.log_reader is not None:
+            try:
+                self.log_reader.commit(cursor)
+            except Exception as exc:  # the position is committed here: only the count lags
+                log.warning("could not acknowledge the priority lane's stream (%s)",
+                            type(exc).__name__)
         self.raised += len(raised)
         for alert in raised:
             log.info("alert %s firing (%s, %s; on the priority lane)", alert.id, alert.rule,
@@ -135,7 +150,7 @@ class UrgentJudge:
         while not stop.is_set() and self.status.fatal is None:
             took = self.status.attempt(stop, "judging calls for help", self.step,
                                        self._restore)
-            if not took:
+            if not took and self.log_reader is None:  # (a stream's fetch waits itself)
                 self.wake.wait(poll_s)
                 self.wake.clear()
         self.status.last("judging calls for help", self.step)

@@ -27,7 +27,8 @@ from ingest.mapping import SourceMapper
 from ingest.store import ReadingStore
 from telecare.clock import Clock, wall_clock
 from telecare.reading import BadReading, Reading
-from telecare.stage import StageStatus, describe
+from telecare.readlog import ReadingLog
+from telecare.stage import StageStatus, Unavailable, describe
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,11 @@ class UrgentIngest:
     def __init__(self, store: ReadingStore, clock: Clock = wall_clock,
                  on_stored: Callable[[], None] | None = None,
                  known_home: Callable[[str], bool] | None = None,
-                 mapper: SourceMapper | None = None) -> None:
+                 mapper: SourceMapper | None = None, log: ReadingLog | None = None) -> None:
         self.store = store
+        # Past one machine: the priority lane's stream on NATS (`telecare.natslog`, lane
+        # "urgent"), which detection's urgent judges follow. None: the local store.
+        self.log = log
         # Its own mapper (a Home Assistant state waits for its time here too, in memory: if
         # this lane loses one in a restart, the routine lane still has it).
         self.mapper = mapper if mapper is not None else SourceMapper([])
@@ -71,8 +75,13 @@ class UrgentIngest:
                 arrived.append(datetime.fromtimestamp(at, UTC))
         try:
             with self._lock:
-                new = self.store.add_urgent(readings, arrived) if readings else 0
-        except sqlite3.Error as exc:
+                if not readings:
+                    new = 0
+                elif self.log is not None:
+                    new = self.log.append(readings, arrived)
+                else:
+                    new = self.store.add_urgent(readings, arrived)
+        except (sqlite3.Error, Unavailable) as exc:
             self.counters["store_errors"] += 1
             self.status.failed(exc)
             log.error("could not store a call for help (%s); the broker keeps it until it can "

@@ -53,6 +53,9 @@ T = TypeVar("T")
 
 STREAM = "TELECARE_READINGS"
 SUBJECT = "telecare.readings"
+# The priority lane: calls for help on a stream of their own, which no backlog of routine
+# readings can hold up (the same readings reach the routine stream too, in their place).
+LANES = {"routine": (STREAM, SUBJECT), "urgent": ("TELECARE_URGENT", "telecare.urgent")}
 DEFAULT_PARTITIONS = 16
 DUPLICATE_WINDOW_S = 20 * 60
 DUPLICATE_IN_PROCESS = 10158  # JetStream's error code: that message id is being stored now
@@ -107,8 +110,10 @@ class NatsLog:
     """The reading log on JetStream (`telecare.readlog.ReadingLog`); `reader` gives a
     detection worker's share of it."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0, name: str = "telecare") -> None:
+    def __init__(self, url: str, timeout_s: float = 10.0, name: str = "telecare",
+                 lane: str = "routine") -> None:
         self.url = LogUrl.parse(url)
+        self.stream, self.subject_prefix = LANES[lane]
         self.timeout_s = timeout_s
         self.name = name
         self.partitions = self.url.partitions  # as the stream says, once open
@@ -174,17 +179,18 @@ class NatsLog:
         js = self._js
         assert js is not None
         try:
-            info = await js.stream_info(STREAM)
+            info = await js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             config = StreamConfig(
-                name=STREAM, subjects=[f"{SUBJECT}.>"], storage=StorageType.FILE,
+                name=self.stream, subjects=[f"{self.subject_prefix}.>"],
+                storage=StorageType.FILE,
                 num_replicas=self.url.replicas, duplicate_window=DUPLICATE_WINDOW_S,
                 max_age=KEEP.total_seconds(),
                 metadata={"telecare_partitions": str(self.url.partitions)})
             try:
                 info = await js.add_stream(config)
             except nats.js.errors.BadRequestError:
-                info = await js.stream_info(STREAM)  # another worker made it meanwhile
+                info = await js.stream_info(self.stream)  # another worker made it meanwhile
         kept = (info.config.metadata or {}).get("telecare_partitions")
         self.partitions = int(kept) if kept else self.url.partitions
 
@@ -224,7 +230,7 @@ class NatsLog:
 
     # -- ingest's side
     def subject(self, home: str) -> str:
-        return f"{SUBJECT}.{partition_of(home, self.partitions)}.{home}"
+        return f"{self.subject_prefix}.{partition_of(home, self.partitions)}.{home}"
 
     def append(self, readings: Sequence[Reading], arrived: Sequence[datetime]) -> int:
         if not readings:
@@ -302,7 +308,7 @@ class NatsLog:
 
     async def _last_sequence(self) -> int:
         assert self._js is not None
-        info = await self._js.stream_info(STREAM)
+        info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
 
 
@@ -318,11 +324,13 @@ class NatsLogReader:
         self.log = log_
         self.share = share
         self.durable = name or f"detect-{index}-of-{count}"
-        self.subjects = [f"{SUBJECT}.{p}.*" for p in range(log_.partitions) if p % count == index]
+        self.subjects = [f"{log_.subject_prefix}.{p}.*" for p in range(log_.partitions)
+                         if p % count == index]
         self._after = 0
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stale: JetStreamContext.PullSubscription | None = None
         self._last: Msg | None = None
+        self._binding: asyncio.Lock | None = None  # made on the log's loop, at first use
 
     def seek(self, after: int) -> None:
         """Read from just after `after` next; the consumer is made again at the next fetch
@@ -332,6 +340,16 @@ class NatsLogReader:
         self._last = None
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
+        """The consumer, made where the reader stands if it is not yet (once: a fetch and a
+        /healthz question may both ask at the same moment)."""
+        if self._binding is None:
+            self._binding = asyncio.Lock()
+        async with self._binding:
+            if self._sub is None:
+                self._sub = await self._bind_now()
+            return self._sub
+
+    async def _bind_now(self) -> JetStreamContext.PullSubscription:
         js = self.log._js
         assert js is not None
         if self._stale is not None:
@@ -340,15 +358,14 @@ class NatsLogReader:
                 await self._stale.unsubscribe()
             self._stale = None
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_consumer(STREAM, self.durable)
+            await js.delete_consumer(self.log.stream, self.durable)
         config = ConsumerConfig(
             durable_name=self.durable, name=self.durable, filter_subjects=self.subjects,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._after + 1,
             ack_policy=AckPolicy.ALL, ack_wait=3600, max_ack_pending=-1, max_deliver=-1,
             num_replicas=0)  # 0: as many as the stream's
-        await js.add_consumer(STREAM, config)
-        self._sub = await js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
-        return self._sub
+        await js.add_consumer(self.log.stream, config)
+        return await js.pull_subscribe_bind(durable=self.durable, stream=self.log.stream)
 
     def fetch(self, limit: int, timeout_s: float) -> list[tuple[int, Reading]]:
         # (room for the consumer to be made again first: two API calls, each with its timeout)
@@ -379,5 +396,7 @@ class NatsLogReader:
     async def _pending(self) -> int:
         js = self.log._js
         assert js is not None
-        info = await js.consumer_info(STREAM, self.durable)
+        if self._sub is None:
+            await self._bind()
+        info = await js.consumer_info(self.log.stream, self.durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)

@@ -86,9 +86,9 @@ class Pipeline:
         self.alerts: AlertService | None = None
         self._threads: dict[str, threading.Thread] = {}
 
-    def _log(self, name: str) -> NatsLog:
+    def _log(self, name: str, lane: str = "routine") -> NatsLog:
         assert self.log_url is not None
-        opened = NatsLog(self.log_url, name=name).open()
+        opened = NatsLog(self.log_url, name=name, lane=lane).open()
         self._logs.append(opened)
         return opened
 
@@ -113,8 +113,10 @@ class Pipeline:
                 log_reader=self._log(f"telecare-detect-{share}").reader(self.partition)
                 if self.log_url is not None else None)
             self.detect.wake = wakes.get("detect", self.detect.wake)
-            self.urgent = UrgentJudge(connect(self.data_dir), self.config, on_alerts,
-                                      partition=self.partition)
+            self.urgent = UrgentJudge(
+                connect(self.data_dir), self.config, on_alerts, partition=self.partition,
+                log_reader=self._log(f"telecare-urgent-{share}", "urgent").reader(
+                    self.partition) if self.log_url is not None else None)
             self.urgent.wake = wakes.get("urgent", self.urgent.wake)
         wake_detect = self.detect.wake if self.detect else wakes.get("detect")
         wake_urgent = self.urgent.wake if self.urgent else wakes.get("urgent")
@@ -163,7 +165,9 @@ class Pipeline:
                 ReadingStore(connect(self.data_dir)),
                 on_stored=wake_urgent.set if wake_urgent else None,
                 known_home=self.config.known,
-                mapper=SourceMapper(self.config.homes.values()))
+                mapper=SourceMapper(self.config.homes.values()),
+                log=self._log(f"telecare-ingest-{digest}-urgent", "urgent")
+                if self.log_url else None)
             urgent_topics = list(URGENT_TOPICS) + mapper.urgent
             if self.share_group:
                 urgent_topics = [f"$share/{self.share_group}/{t}" for t in urgent_topics]

@@ -148,3 +148,54 @@ def test_ingest_holds_a_batch_back_while_the_log_is_unreachable(
         assert [r.ts for _, r in got] == [datetime(2026, 3, 1, 8, tzinfo=UTC)]
     finally:
         log.close()
+
+
+def test_a_call_for_help_on_the_priority_stream_is_judged_ahead_of_a_routine_backlog_once(
+        nats_server: NatsCluster, tmp_path: object) -> None:
+    """Past one machine the priority lane is a stream of its own: the urgent judge raises the
+    press's alert while the routine stream still holds thousands of readings before it, and
+    the routine detector, reaching the press in its place, raises the same alert (same id),
+    which nobody is told of twice."""
+    from pathlib import Path
+
+    from alerts.store import AlertStore
+    from detect.service import DetectService
+    from detect.urgent import UrgentJudge
+    from tests.builders import write_home
+
+    root = Path(str(tmp_path))
+    from detect.rules import load_config
+
+    config = load_config(write_home(root / "cfg", "nh001"))
+    url = nats_server.url("partitions=4")
+    routine, urgent = NatsLog(url).open(), NatsLog(url, lane="urgent").open()
+    try:
+        backlog = [Reading("nh001", "kitchen-pir", "motion", 1.0, T0 + timedelta(seconds=5 * i))
+                   for i in range(20_000)]
+        press = Reading("nh001", "pendant", "button", 1.0, T0 + timedelta(seconds=5 * 20_000))
+        for i in range(0, len(backlog), 1000):
+            routine.append(backlog[i:i + 1000], [NOW] * 1000)
+        routine.append([press], [NOW])  # its place in the home's readings
+        assert urgent.append([press], [NOW]) == 1  # and the priority lane, at once
+
+        judge = UrgentJudge(connect(root / "data"), config, log_reader=urgent.reader())
+        assert judge.step() == 1 and judge.raised == 1
+        store = AlertStore(connect(root / "data"))
+        first = [(a.id, a.rule) for a in store.all_firing()]
+        assert [rule for _, rule in first] == ["pendant"]
+
+        detect = DetectService(connect(root / "data"), config, log_reader=routine.reader())
+        assert detect.backlog() == 20_001  # none of the routine stream was read yet
+        while detect.step():
+            pass
+        assert detect.backlog() == 0
+        assert [a.id for a in store.all() if a.rule == "pendant"] == [first[0][0]]
+        events = connect(root / "data").execute(
+            "SELECT status FROM alert_events WHERE alert_id = ?", (first[0][0],)).fetchall()
+        assert events == [("firing",)]  # the same alert; one change to tell
+        # A restarted judge reads nothing again.
+        assert UrgentJudge(connect(root / "data"), config,
+                           log_reader=urgent.reader()).step() == 0
+    finally:
+        routine.close()
+        urgent.close()
