@@ -123,6 +123,8 @@ class NatsLog:
         self._js: JetStreamContext | None = None
         self.connected = threading.Event()
         self._closing = False
+        self._stream_ready = False
+        self._opening = asyncio.Lock()
         self._acks_prefix: str | None = None
         self._acks: dict[str, asyncio.Future[bool]] = {}
         self._acks_counter = 0
@@ -150,8 +152,23 @@ class NatsLog:
             self._thread = threading.Thread(target=self._loop.run_forever, name="nats-log",
                                             daemon=True)
             self._thread.start()
-        self._run(self._open())
+        try:
+            self._run(self._ready())
+        except Unavailable as exc:
+            # A cluster electing a leader, a server restarting: the service starts all the
+            # same and its stage waits (each use tries again), instead of dying at start.
+            log.warning("reading log not ready yet (%s); trying again at each use", exc)
         return self
+
+    async def _ready(self) -> None:
+        """Connected, and the stream there (made with this URL's replicas and partitions if
+        not; an existing stream keeps its own partitions). Cheap once done."""
+        if self._stream_ready:
+            return
+        async with self._opening:
+            if not self._stream_ready:
+                await self._open()
+                self._stream_ready = True
 
     async def _open(self) -> None:
         async def disconnected() -> None:
@@ -239,6 +256,7 @@ class NatsLog:
                          self.timeout_s + 5)
 
     async def _append(self, readings: Sequence[Reading], arrived: Sequence[datetime]) -> int:
+        await self._ready()
         nc = self._nc
         assert nc is not None
         if self._acks_prefix is None:
@@ -307,6 +325,7 @@ class NatsLog:
         return int(self._run(self._last_sequence()))
 
     async def _last_sequence(self) -> int:
+        await self._ready()
         assert self._js is not None
         info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
@@ -350,6 +369,13 @@ class NatsLogReader:
             return self._sub
 
     async def _bind_now(self) -> JetStreamContext.PullSubscription:
+        await self.log._ready()
+        index, count = self.share
+        if self.log.partitions % count:
+            raise ValueError(f"{count} detection workers cannot share the log's "
+                             f"{self.log.partitions} partitions evenly")
+        self.subjects = [f"{self.log.subject_prefix}.{p}.*" for p in range(self.log.partitions)
+                         if p % count == index]
         js = self.log._js
         assert js is not None
         if self._stale is not None:
@@ -394,9 +420,9 @@ class NatsLogReader:
         return self.log._run(self._pending())
 
     async def _pending(self) -> int:
-        js = self.log._js
-        assert js is not None
         if self._sub is None:
             await self._bind()
+        js = self.log._js
+        assert js is not None
         info = await js.consumer_info(self.log.stream, self.durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)

@@ -199,3 +199,29 @@ def test_a_call_for_help_on_the_priority_stream_is_judged_ahead_of_a_routine_bac
     finally:
         routine.close()
         urgent.close()
+
+
+def test_a_log_unreachable_at_start_is_waited_for_not_fatal(tmp_path: object) -> None:
+    """A worker started while its NATS servers are down (or electing a leader) starts all
+    the same; its first appends fail as Unavailable, and work once a server is there."""
+    cluster = NatsCluster(1)  # configured, not started yet
+    try:
+        log = NatsLog(cluster.url(), timeout_s=0.5).open()  # no exception
+        reader = log.reader((0, 1))
+        reader.seek(0)
+        with pytest.raises(Unavailable):
+            log.append(readings(1, 1), [NOW])
+        with pytest.raises(Unavailable):
+            reader.fetch(10, 0.1)
+        cluster.start()
+        for _ in range(100):
+            try:
+                assert log.append(readings(1, 3), [NOW] * 3) == 3
+                break
+            except Unavailable:
+                threading.Event().wait(0.1)
+        got = read_all(log, (0, 1))
+        assert [r for _, r in got] == readings(1, 3)
+        log.close()
+    finally:
+        cluster.stop()
