@@ -317,9 +317,9 @@ class NatsLog:
                 f"{error.get('err_code')}: {str(error.get('description'))[:80]})"))
 
     # -- detection's side
-    def reader(self, share: tuple[int, int] = (0, 1), name: str | None = None
-               ) -> NatsLogReader:
-        return NatsLogReader(self, share, name)
+    def reader(self, share: tuple[int, int] = (0, 1), name: str | None = None,
+               prompt: bool = False) -> NatsLogReader:
+        return NatsLogReader(self, share, name, prompt)
 
     def last_sequence(self) -> int:
         return int(self._run(self._last_sequence()))
@@ -334,7 +334,8 @@ class NatsLog:
 class NatsLogReader:
     """A detection worker's share of the log (`telecare.readlog.LogReader`)."""
 
-    def __init__(self, log_: NatsLog, share: tuple[int, int], name: str | None = None) -> None:
+    def __init__(self, log_: NatsLog, share: tuple[int, int], name: str | None = None,
+                 prompt: bool = False) -> None:
         index, count = share
         if log_.partitions % count:
             raise ValueError(f"{count} detection workers cannot share the log's "
@@ -342,6 +343,10 @@ class NatsLogReader:
                              f"{log_.partitions}")
         self.log = log_
         self.share = share
+        # `prompt` (the priority lane): a fetch returns as soon as one reading is there. A
+        # pull for a batch that finds one reading waits for the rest until the pull expires
+        # (nats-py): a press waited up to half a second (p99 347 ms at 10,000 homes).
+        self.prompt = prompt
         self.durable = name or f"detect-{index}-of-{count}"
         self.subjects = [f"{log_.subject_prefix}.{p}.*" for p in range(log_.partitions)
                          if p % count == index]
@@ -400,9 +405,13 @@ class NatsLogReader:
     async def _fetch(self, limit: int, timeout_s: float) -> list[tuple[int, Reading]]:
         sub = self._sub if self._sub is not None else await self._bind()
         try:
-            msgs = await sub.fetch(limit, timeout=max(timeout_s, 0.01))
+            msgs = await sub.fetch(1 if self.prompt else limit, timeout=max(timeout_s, 0.01))
         except nats.errors.TimeoutError:
             return []
+        if self.prompt and limit > 1:
+            # What came with it, at once (a short pull: at most 5 ms more).
+            with contextlib.suppress(nats.errors.TimeoutError):
+                msgs += await sub.fetch(limit - 1, timeout=0.005)
         out = []
         for msg in msgs:
             out.append((int(msg.metadata.sequence.stream), decode(msg.data)[0]))

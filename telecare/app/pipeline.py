@@ -116,7 +116,7 @@ class Pipeline:
             self.urgent = UrgentJudge(
                 connect(self.data_dir), self.config, on_alerts, partition=self.partition,
                 log_reader=self._log(f"telecare-urgent-{share}", "urgent").reader(
-                    self.partition) if self.log_url is not None else None)
+                    self.partition, prompt=True) if self.log_url is not None else None)
             self.urgent.wake = wakes.get("urgent", self.urgent.wake)
         wake_detect = self.detect.wake if self.detect else wakes.get("detect")
         wake_urgent = self.urgent.wake if self.urgent else wakes.get("urgent")
