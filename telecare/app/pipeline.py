@@ -35,6 +35,7 @@ from telecare.config import Config
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl, Protocol
 from telecare.natslog import NatsLog
+from telecare.natspublisher import NatsPublisher
 from telecare.reading import TOPIC_PREFIX, URGENT_TOPICS
 from telecare.stage import StageStatus, Wake
 
@@ -72,7 +73,7 @@ class Pipeline:
         # The reading log on NATS JetStream (`telecare.natslog`) instead of the local store:
         # ingest appends to it, detection reads its share of it, the forwarder follows it.
         self.log_url = log_url
-        self._logs: list[NatsLog] = []
+        self._logs: list[NatsLog | NatsPublisher] = []
         self.pruner: DailyPrune | None = None
         self.forwarder: InfluxForwarder | None = None
         self._stops = {name: threading.Event()
@@ -89,6 +90,13 @@ class Pipeline:
     def _log(self, name: str, lane: str = "routine") -> NatsLog:
         assert self.log_url is not None
         opened = NatsLog(self.log_url, name=name, lane=lane).open()
+        self._logs.append(opened)
+        return opened
+
+    def _publisher(self, name: str) -> NatsPublisher:
+        """Ingest's appends, by a process of its own (`telecare.natspublisher`)."""
+        assert self.log_url is not None
+        opened = NatsPublisher(self.log_url, name=name).open()
         self._logs.append(opened)
         return opened
 
@@ -149,7 +157,7 @@ class Pipeline:
                 ReadingStore(connect(self.data_dir)), on_stored=wake_next,
                 accepting=self.forwarder.accepting if self.forwarder else None,
                 known_home=self.config.known, mapper=mapper,
-                log=self._log(f"telecare-ingest-{digest}") if self.log_url else None)
+                log=self._publisher(f"telecare-ingest-{digest}") if self.log_url else None)
             topics = [self.topic] if isinstance(self.topic, str) else list(self.topic)
             topics += mapper.topics()  # bridges' and hubs' topics (the homes' `sources:`)
             if self.share_group:

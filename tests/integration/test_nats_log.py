@@ -225,3 +225,36 @@ def test_a_log_unreachable_at_start_is_waited_for_not_fatal(tmp_path: object) ->
         log.close()
     finally:
         cluster.stop()
+
+
+def test_ingest_appends_through_a_publisher_process_that_is_started_again_if_killed(
+        nats_server: NatsCluster) -> None:
+    import os
+    import signal
+
+    from telecare.natspublisher import NatsPublisher
+
+    publisher = NatsPublisher(nats_server.url(), timeout_s=2).open()
+    log = NatsLog(nats_server.url()).open()
+    try:
+        sent = readings(10, 30)
+        assert publisher.append(sent[:200], [NOW] * 200) == 200
+        assert publisher.append(sent[100:], [NOW] * 200) == 100  # half of it was logged
+        assert publisher.connected.is_set()
+        child = publisher._child
+        assert child is not None and child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        # The next batch finds it gone: a new one is started and the batch is logged.
+        again = readings(10, 2, start=30)
+        assert publisher.append(again, [NOW] * 20) == 20
+        got = read_all(log, (0, 1))
+        assert sorted((r.home, r.ts) for _, r in got) == \
+            sorted((r.home, r.ts) for r in sent + again)
+        nats_server.kill(0)
+        with pytest.raises(Unavailable):
+            publisher.append(readings(1, 1, start=99), [NOW])
+        assert not publisher.connected.is_set()
+    finally:
+        publisher.close()
+        log.close()
