@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ingest_rate import BARE, make_session, publish  # noqa: E402
+from ingest_rate import BARE, drain_time, make_session, publish  # noqa: E402
 
 from telecare.natslog import STREAM, NatsLog  # noqa: E402
 from telecare.reading import parse_jsonl_line  # noqa: E402
@@ -74,23 +74,11 @@ def ingest_to_log(port: int, url: str, total: int, work: Path) -> float:
     log = NatsLog(url).open()
     before = log.last_sequence()
     running = subprocess.Popen(args)
-    first = None
-    started = time.perf_counter()
-    while True:
-        n = log.last_sequence() - before
-        if first is None and n > 0:
-            first = time.perf_counter()
-        if n >= total:
-            break
-        if time.perf_counter() - started > 900:
-            raise RuntimeError(f"only {n} of {total} logged")
-        time.sleep(0.05)
-    end = time.perf_counter()
+    took = drain_time(lambda: log.last_sequence() - before, total)
     running.terminate()
     running.wait(30)
     log.close()
-    assert first is not None
-    return end - first
+    return took
 
 
 def detect_drain(url: str, bundle: Path, work: Path, workers: int, tag: str) -> float:

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +100,23 @@ def stored(db: Path) -> int:
         return 0
 
 
+def drain_time(done: Callable[[], int], total: int, limit_s: float = 900) -> float:
+    """Seconds from the first of `total` handled (as `done()` counts them) to the last."""
+    started = time.perf_counter()
+    first = None
+    while True:
+        n = done()
+        if first is None and n > 0:
+            first = time.perf_counter()
+        if n >= total:
+            break
+        if time.perf_counter() - started > limit_s:
+            raise RuntimeError(f"only {n} of {total} handled")
+        time.sleep(0.05)
+    assert first is not None
+    return time.perf_counter() - first
+
+
 def run_ingest(port: int, workers: int, total: int, work: Path, prefix: str) -> float:
     config = work / f"config-{prefix}"
     for i in range(100):
@@ -119,25 +137,12 @@ def run_ingest(port: int, workers: int, total: int, work: Path, prefix: str) -> 
         p.wait(30)
     publish(port, prefix, total)
     before = stored(data / "telecare.db")
-    started = time.perf_counter()
     running = [subprocess.Popen(args) for args in procs]
-    first = None
-    while True:
-        n = stored(data / "telecare.db") - before
-        if first is None and n > 0:
-            first = time.perf_counter()
-        if n >= total:
-            break
-        if time.perf_counter() - started > 900:
-            raise RuntimeError(f"only {n} of {total} stored")
-        time.sleep(0.05)
-    end = time.perf_counter()
+    took = drain_time(lambda: stored(data / "telecare.db") - before, total)
     for p in running:
         p.terminate()
         p.wait(30)
-    # From the first stored reading to the last, as for the bare subscriber.
-    assert first is not None
-    return end - first
+    return took  # from the first stored reading to the last, as for the bare subscriber
 
 
 def main() -> None:
