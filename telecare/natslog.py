@@ -355,6 +355,7 @@ class NatsLogReader:
         self._stale: JetStreamContext.PullSubscription | None = None
         self._last: Msg | None = None
         self._binding: asyncio.Lock | None = None  # made on the log's loop, at first use
+        self.undecodable = 0
 
     def seek(self, after: int) -> None:
         """Read from just after `after` next; the consumer is made again at the next fetch
@@ -414,7 +415,14 @@ class NatsLogReader:
                 msgs += await sub.fetch(limit - 1, timeout=0.005)
         out = []
         for msg in msgs:
-            out.append((int(msg.metadata.sequence.stream), decode(msg.data)[0]))
+            try:
+                out.append((int(msg.metadata.sequence.stream), decode(msg.data)[0]))
+            except (ValueError, TypeError):
+                # Not one of ingest's (someone else publishing under the stream's subjects):
+                # passed over and counted, never a reason to stop reading the rest.
+                self.undecodable += 1
+                log.warning("reading log: passed over a message that is not a reading "
+                            "(stream position %d)", msg.metadata.sequence.stream)
         if msgs:
             self._last = msgs[-1]
         return out

@@ -258,3 +258,31 @@ def test_ingest_appends_through_a_publisher_process_that_is_started_again_if_kil
     finally:
         publisher.close()
         log.close()
+
+
+def test_a_message_that_is_not_a_reading_is_passed_over_not_fatal(
+        nats_server: NatsCluster) -> None:
+    import asyncio
+
+    import nats as nats_client
+
+    log = NatsLog(nats_server.url("partitions=1")).open()
+    try:
+        log.append(readings(1, 2), [NOW] * 2)
+
+        async def intrude() -> None:  # someone else publishing under the stream's subjects
+            nc = await nats_client.connect(nats_server.url())
+            js = nc.jetstream()
+            for junk in (b"not json", b"[1, 2]", b'{"home": "x"}'):
+                await js.publish("telecare.readings.0.nh000", junk)
+            await nc.close()
+
+        asyncio.run(intrude())
+        log.append(readings(1, 2, start=2), [NOW] * 2)
+        reader = log.reader()
+        reader.seek(0)
+        got = reader.fetch(100, 1.0)
+        assert [r for _, r in got] == readings(1, 4)
+        assert reader.undecodable == 3
+    finally:
+        log.close()
