@@ -22,7 +22,6 @@ from telecare.readlog import LogReader, partition_of
 from telecare.stage import StageStatus, Wake
 
 log = logging.getLogger(__name__)
-__all__ = ["DetectService", "partition_of"]
 
 
 class DetectService:
@@ -223,13 +222,8 @@ class DetectService:
         self._commit_log()
 
     def _commit_log(self) -> None:
-        if self.log_reader is None:
-            return
-        try:
+        if self.log_reader is not None:
             self.log_reader.commit(self.cursor)
-        except Exception as exc:  # the checkpoint holds the position: only the count lags
-            log.warning("could not acknowledge the reading log up to the checkpoint (%s)",
-                        type(exc).__name__)
 
     def save(self) -> None:
         """Checkpoint now what was processed since the last checkpoint."""

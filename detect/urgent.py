@@ -131,11 +131,7 @@ class UrgentJudge:
                       (self.key, str(cursor)))
         self.cursor = cursor
         if self.log_reader is not None:
-            try:
-                self.log_reader.commit(cursor)
-            except Exception as exc:  # the position is committed here: only the count lags
-                log.warning("could not acknowledge the priority lane's stream (%s)",
-                            type(exc).__name__)
+            self.log_reader.commit(cursor)
         self.raised += len(raised)
         for alert in raised:
             log.info("alert %s firing (%s, %s; on the priority lane)", alert.id, alert.rule,

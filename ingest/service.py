@@ -137,14 +137,13 @@ class IngestService:
         low = datetime.fromtimestamp(waiting, UTC) if waiting is not None else received_at
         try:
             with self._lock:
-                if self.log is not None:
-                    # In the log first: once it is there, and only then, the batch is done.
-                    logged = self.log.append(readings, arrived)
-                new = self.store.add([] if self.log is not None else readings, received_at,
-                                     dead, overflow, arrived, (self.worker, low),
-                                     self.mapper.take_pending())
-                if self.log is not None:
-                    new = logged
+                # With a log, the readings go there first (the batch is done once they are in
+                # it, and only then) and the local store keeps what was set aside.
+                logged = self.log.append(readings, arrived) if self.log is not None else None
+                here = self.store.add(readings if logged is None else [], received_at, dead,
+                                      overflow, arrived, (self.worker, low),
+                                      self.mapper.take_pending())
+                new = here if logged is None else logged
         except Unavailable as exc:
             self.counters["log_errors"] += 1
             self.status.failed(exc)

@@ -94,16 +94,27 @@ class LogUrl:
         return cls([f"nats://{h}" for h in parts.netloc.split(",") if h], replicas, partitions)
 
 
+def to_row(reading: Reading, arrived: datetime) -> list[Any]:
+    """A reading and its arrival as the log carries them (and ingest's publisher process is
+    handed them): a JSON array, times in whole microseconds."""
+    return [reading.home, reading.device, reading.kind, reading.value,
+            (reading.ts - _EPOCH) // _US, reading.seq, reading.battery, reading.on_arrival,
+            (arrived - _EPOCH) // _US]
+
+
+def from_row(row: list[Any]) -> tuple[Reading, datetime]:
+    """`to_row` undone; ValueError or TypeError for anything that is not such a row."""
+    home, device, kind, value, ts_us, seq, battery, on_arrival, arrived_us = row
+    return (Reading(home, device, kind, float(value), _EPOCH + ts_us * _US, seq, battery,
+                    bool(on_arrival)), _EPOCH + arrived_us * _US)
+
+
 def encode(reading: Reading, arrived: datetime) -> bytes:
-    return orjson.dumps([reading.home, reading.device, reading.kind, reading.value,
-                         (reading.ts - _EPOCH) // _US, reading.seq, reading.battery,
-                         reading.on_arrival, (arrived - _EPOCH) // _US])
+    return orjson.dumps(to_row(reading, arrived))
 
 
 def decode(data: bytes) -> tuple[Reading, datetime]:
-    home, device, kind, value, ts_us, seq, battery, on_arrival, arrived_us = orjson.loads(data)
-    return (Reading(home, device, kind, float(value), _EPOCH + ts_us * _US, seq, battery,
-                    bool(on_arrival)), _EPOCH + arrived_us * _US)
+    return from_row(orjson.loads(data))
 
 
 class NatsLog:
@@ -336,26 +347,31 @@ class NatsLogReader:
 
     def __init__(self, log_: NatsLog, share: tuple[int, int], name: str | None = None,
                  prompt: bool = False) -> None:
-        index, count = share
-        if log_.partitions % count:
-            raise ValueError(f"{count} detection workers cannot share the log's "
-                             f"{log_.partitions} partitions evenly: use a divisor of "
-                             f"{log_.partitions}")
         self.log = log_
         self.share = share
+        self.subjects = self._subjects()  # (again once the stream's own partitions are known)
         # `prompt` (the priority lane): a fetch returns as soon as one reading is there. A
         # pull for a batch that finds one reading waits for the rest until the pull expires
         # (nats-py): a press waited up to half a second (p99 347 ms at 10,000 homes).
         self.prompt = prompt
-        self.durable = name or f"detect-{index}-of-{count}"
-        self.subjects = [f"{log_.subject_prefix}.{p}.*" for p in range(log_.partitions)
-                         if p % count == index]
+        self.durable = name or f"detect-{share[0]}-of-{share[1]}"
         self._after = 0
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stale: JetStreamContext.PullSubscription | None = None
         self._last: Msg | None = None
         self._binding: asyncio.Lock | None = None  # made on the log's loop, at first use
         self.undecodable = 0
+
+    def _subjects(self) -> list[str]:
+        """This share's partitions of the stream; ValueError if the stream's partitions
+        cannot be shared evenly by this many workers."""
+        index, count = self.share
+        partitions = self.log.partitions
+        if partitions % count:
+            raise ValueError(f"{count} detection workers cannot share the log's {partitions} "
+                             f"partitions evenly: use a divisor of {partitions}")
+        return [f"{self.log.subject_prefix}.{p}.*" for p in range(partitions)
+                if p % count == index]
 
     def seek(self, after: int) -> None:
         """Read from just after `after` next; the consumer is made again at the next fetch
@@ -376,12 +392,7 @@ class NatsLogReader:
 
     async def _bind_now(self) -> JetStreamContext.PullSubscription:
         await self.log._ready()
-        index, count = self.share
-        if self.log.partitions % count:
-            raise ValueError(f"{count} detection workers cannot share the log's "
-                             f"{self.log.partitions} partitions evenly")
-        self.subjects = [f"{self.log.subject_prefix}.{p}.*" for p in range(self.log.partitions)
-                         if p % count == index]
+        self.subjects = self._subjects()
         js = self.log._js
         assert js is not None
         if self._stale is not None:
@@ -428,9 +439,17 @@ class NatsLogReader:
         return out
 
     def commit(self, upto: int) -> None:
+        """Acknowledge up to `upto`. Never raises: the position is the reader's own (in its
+        checkpoint); an acknowledgement lost now only leaves the pending count high until
+        the next one."""
         last = self._last
         if last is not None and last.metadata.sequence.stream <= upto:
-            self.log._run(last.ack())
+            try:
+                self.log._run(last.ack())
+            except Unavailable as exc:
+                log.warning("reading log: could not acknowledge up to the checkpoint (%s)",
+                            exc)
+                return
             self._last = None
 
     def pending(self) -> int:

@@ -23,24 +23,21 @@ import multiprocessing as mp
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 import orjson
 
+from telecare.natslog import NatsLog, from_row, to_row
 from telecare.reading import Reading
 from telecare.stage import Unavailable
 
 log = logging.getLogger(__name__)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 def _serve(url: str, name: str, timeout_s: float, conn: Connection) -> None:
     """The child: append each batch it is sent; answer [number, new] or [number, why]."""
-    from telecare.natslog import NatsLog
-
     nats_log = NatsLog(url, timeout_s=timeout_s, name=name).open()
     try:
         while True:
@@ -51,9 +48,9 @@ def _serve(url: str, name: str, timeout_s: float, conn: Connection) -> None:
             number, rows = orjson.loads(request)
             if number < 0:
                 return  # asked to stop
-            readings = [Reading(r[0], r[1], r[2], r[3], _EPOCH + r[4] * _US, r[5], r[6],
-                                r[7]) for r in rows]
-            arrived = [_EPOCH + r[8] * _US for r in rows]
+            pairs = [from_row(row) for row in rows]
+            readings = [reading for reading, _ in pairs]
+            arrived = [at for _, at in pairs]
             try:
                 answer: list[object] = [number, nats_log.append(readings, arrived)]
             except Unavailable as exc:
@@ -102,9 +99,7 @@ class NatsPublisher:
             self._start()
         assert self._conn is not None
         self._number += 1
-        rows = [[r.home, r.device, r.kind, r.value, (r.ts - _EPOCH) // _US, r.seq, r.battery,
-                 r.on_arrival, (at - _EPOCH) // _US]
-                for r, at in zip(readings, arrived, strict=True)]
+        rows = [to_row(r, at) for r, at in zip(readings, arrived, strict=True)]
         try:
             self._conn.send_bytes(orjson.dumps([self._number, rows]))
             # Room for the child's own timeout, and its start (an interpreter) on first use.

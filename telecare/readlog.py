@@ -1,8 +1,9 @@
 """The reading log's narrow interface: ingest appends readings, detection reads its share.
 
-Two backends give it: the embedded store (`ingest.store.ReadingStore`, SQLite, the default,
-whose `rowid` is the position) and NATS JetStream (`telecare.natslog`, past one machine,
-whose stream sequence is the position). A position only grows; a reader that committed its
+The embedded default is the local store (`ingest.store.ReadingStore`, SQLite, whose `rowid`
+is the position), which the stages use directly; past one machine NATS JetStream gives this
+interface (`telecare.natslog`, whose stream sequence is the position), and each stage takes
+it where given (`log=`, `log_reader=`). A position only grows; a reader that committed its
 alerts and position together and then restarts reads again from the position it committed,
 so nothing is skipped and (alert ids being a function of the readings) nothing is raised
 twice.
@@ -45,7 +46,7 @@ class LogReader(Protocol):
 
     def commit(self, upto: int) -> None:
         """Everything up to `upto` is done with (its alerts and the reader's checkpoint are
-        committed): the log may let it go."""
+        committed): the log may let it go. Never raises: the position is the reader's own."""
         ...
 
     def pending(self) -> int:

@@ -13,6 +13,7 @@ cannot be written is simply not used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -82,6 +83,7 @@ class ParsedCache:
     def save(self) -> None:
         if not self.changed and len(self.kept) == len(self.entries):
             return
+        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".config-")
@@ -90,3 +92,6 @@ class ParsedCache:
             os.replace(tmp, self.path)
         except OSError as exc:
             log.debug("configuration cache not written (%s)", type(exc).__name__)
+            if tmp is not None:  # (a full disk: no half-written file left behind)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)

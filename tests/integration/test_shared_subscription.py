@@ -11,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 
 from detect.rules import load_config
-from detect.service import DetectService, partition_of
+from detect.service import DetectService
 from simulators.replay import Publisher
 from telecare.app.pipeline import Pipeline
 from telecare.db import connect
 from telecare.mqtt import BrokerUrl
+from telecare.readlog import partition_of
 from tests.builders import write_home
 from tests.conftest import Mosquitto
 
