@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from alerts import plan
@@ -38,8 +38,9 @@ from telecare.alert import Alert, severity_rank
 from telecare.alert import alert_id as make_alert_id
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config, Contact, HomeConfig, read_secret
-from telecare.db import PerThread, Transaction, connect
+from telecare.db import Conn, PerThread, Transaction, data_dir_of
 from telecare.links import ack_token, console_secret
+from telecare.pgdb import Listener, notify, shared, xact_lock
 from telecare.stage import StageStatus, Wake, describe
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ CREATE TABLE IF NOT EXISTS holds (
 CREATE TABLE IF NOT EXISTS alerts_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 MAX_ATTEMPTS = 12
+CLAIM_S = 120.0  # a claimed notice's lease: longer than any channel's send may take
 VERDICTS = ("useful", "false_alarm")
 RESIDENT = "the resident"
 
@@ -108,9 +110,9 @@ def backoff_s(attempts: int) -> float:
 
 
 class AlertService:
-    def __init__(self, conn: sqlite3.Connection, config: Config,
+    def __init__(self, conn: Conn, config: Config,
                  notifiers: Sequence[Notifier] | None = None,
-                 clock: Clock = wall_clock) -> None:
+                 clock: Clock = wall_clock, data_dir: Path | None = None) -> None:
         self.conn = conn
         self.config = config
         self.store = AlertStore(conn, clock)
@@ -128,14 +130,19 @@ class AlertService:
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='ok_cursor'").fetchone()
         self.ok_cursor = int(row[0]) if row else 0
         self._asked = PerThread(conn, lambda c: c)  # /metrics and /healthz ask from elsewhere
-        self._db_dir = self._asked.data_dir
+        # This worker's own folder (the console's link secret, unless the environment gives
+        # it); on the embedded store, the store's.
+        self._data_dir = data_dir
+        # Past one machine the store is PostgreSQL, shared by every alerts worker: notices
+        # are claimed before sending, and a worker is woken by the others' NOTIFY.
+        self.shared = shared(conn)
         # Where the care team's console answers, for the acknowledge link in each notice.
         self.console_url = (os.environ.get("TELECARE_CONSOLE_URL") or "").rstrip("/") or None
         self._link_secret: str | None = None
 
     # --- 1. route ------------------------------------------------------------------------
 
-    def _queue(self, c: sqlite3.Connection, alert: Alert, home: HomeConfig, contact: Contact,
+    def _queue(self, c: Conn, alert: Alert, home: HomeConfig, contact: Contact,
                round_: str, kind: str, now: float, by: str | None = None) -> None:
         due = plan.reachable_from(contact, home, alert,
                                   datetime.fromtimestamp(now, UTC)).timestamp()
@@ -148,7 +155,7 @@ class AlertService:
                     (alert.id, alert.home, alert.status, round_, kind, by, contact.name,
                      channel, target, now, max(now, due)))
 
-    def _told(self, c: sqlite3.Connection, alert_id: str) -> set[str]:
+    def _told(self, c: Conn, alert_id: str) -> set[str]:
         rows = c.execute("SELECT DISTINCT contact FROM notifications WHERE alert_id = ? AND"
                          " status = 'firing'", (alert_id,)).fetchall()
         return {r[0] for r in rows}
@@ -160,16 +167,33 @@ class AlertService:
             done = self.resident_ok(home)
             log.info("the resident of %s said I'm OK: %d alert(s) stood down", home, len(done))
             self.ok_cursor = seq
-            self.conn.execute("INSERT OR REPLACE INTO alerts_meta VALUES ('ok_cursor', ?)",
-                              (str(seq),))
+            self.conn.execute("INSERT INTO alerts_meta VALUES ('ok_cursor', ?) ON CONFLICT"
+                              " (key) DO UPDATE SET value = excluded.value", (str(seq),))
         return len(oks)
 
     def route(self) -> int:
+        if self.shared:
+            return self._route_shared()
         events = self.store.events_since(self.cursor)
         if not events:
             return 0
-        now = self._now()
+        return self._route(self.conn, events)
+
+    def _route_shared(self) -> int:
+        """Routing on a store shared by several alerts workers: one at a time, from where
+        the last one (this or another) left off."""
         with Transaction(self.conn) as c:
+            xact_lock(c, "alerts.route")
+            row = c.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
+            self.cursor = max(self.cursor, int(row[0]) if row else 0)
+            events = self.store.events_since(self.cursor)
+            if not events:
+                return 0
+            return self._route(c, events, within=True)
+
+    def _route(self, conn: Conn, events: list[tuple[int, Alert]], within: bool = False) -> int:
+        now = self._now()
+        with _within(conn) if within else Transaction(conn) as c:
             for _, alert in events:
                 home = self.config.home(alert.home)
                 if alert.status == "firing":
@@ -193,8 +217,9 @@ class AlertService:
                               (alert.id,))
                     _drop_reminders(c, alert.id)
             self.cursor = events[-1][0]
-            c.execute("INSERT OR REPLACE INTO alerts_meta VALUES ('cursor', ?)",
-                      (str(self.cursor),))
+            c.execute("INSERT INTO alerts_meta VALUES ('cursor', ?) ON CONFLICT (key) DO"
+                      " UPDATE SET value = excluded.value", (str(self.cursor),))
+            notify(c, "telecare_notices")
         for _, alert in events:
             self.log_notifier.send([Notice(alert)], "")
         return len(events)
@@ -219,7 +244,8 @@ class AlertService:
             chain = plan.chain(home, alert)
             with Transaction(self.conn) as c:
                 state = c.execute("SELECT state, step, repeats FROM escalations WHERE"
-                                  " alert_id = ?", (alert_id,)).fetchone()
+                                  " alert_id = ?" + (" FOR UPDATE" if self.shared else ""),
+                                  (alert_id,)).fetchone()
                 if state is None or state[0] not in ("open", "held") or state[1] != step or \
                         state[2] != repeats:
                     continue  # acknowledged or moved on meanwhile
@@ -249,12 +275,13 @@ class AlertService:
                 c.execute("UPDATE escalations SET step=?, next_step_at=?, repeats=?,"
                           " next_repeat_at=? WHERE alert_id=?",
                           (step, next_step_at, repeats, next_repeat_at, alert_id))
+                notify(c, "telecare_notices")
                 done += 1
         return done
 
     # --- 3. deliver ----------------------------------------------------------------------
 
-    def deliver(self, channel: str | None = None, conn: sqlite3.Connection | None = None,
+    def deliver(self, channel: str | None = None, conn: Conn | None = None,
                 store: AlertStore | None = None) -> int:
         """Send due notifications (of one channel, or all). Several for one person and home
         go as one message on channels that group. A delivery worker passes its own
@@ -274,9 +301,13 @@ class AlertService:
             args += (channel,)
         # The most severe first: a call for help is not sent after a backlog's routine
         # notices (each channel sends in this order).
-        rows = conn.execute(query + " ORDER BY (SELECT CASE a.severity WHEN 'critical' THEN 0"
-                            " WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END FROM alerts a"
-                            " WHERE a.id = n.alert_id), n.id LIMIT 200", args).fetchall()
+        query += (" ORDER BY (SELECT CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1"
+                  " WHEN 'medium' THEN 2 ELSE 3 END FROM alerts a WHERE a.id = n.alert_id),"
+                  " n.id LIMIT 200")
+        if self.shared:
+            rows = self._claim(conn, query, args, now)
+        else:
+            rows = conn.execute(query, args).fetchall()
         batches: dict[tuple[str, str, str, str], list[tuple[int, int, Notice]]] = {}
         for row_id, chan, target, contact, home, attempts, round_, kind, by, body in rows:
             if body is None:  # cannot happen through route(); never left to clog the queue
@@ -285,8 +316,10 @@ class AlertService:
                 continue
             alert = Alert.from_json_obj(json.loads(body))
             link = None
-            if self.console_url and kind in ("alert", "reminder") and alert.status == "firing":
-                link = f"{self.console_url}/ack/{ack_token(self._link_key(), alert.id, contact)}"
+            secret = self._link_key() if self.console_url and kind in ("alert", "reminder") \
+                and alert.status == "firing" else None
+            if secret is not None:
+                link = f"{self.console_url}/ack/{ack_token(secret, alert.id, contact)}"
             notice = Notice(alert, kind, round_, by, ack_url=link)
             notifier = self.notifiers.get(chan)
             key = (chan, target, contact, home) if notifier is not None and \
@@ -297,7 +330,22 @@ class AlertService:
             self._send(conn, store, chan, target, contact, batch)
         return len(rows)
 
-    def _send(self, conn: sqlite3.Connection, store: AlertStore, channel: str, target: str,
+    def _claim(self, conn: Conn, query: str, args: tuple[object, ...],
+               now: float) -> list[Any]:
+        """Due notices taken by this worker alone, on a store shared by several: locked
+        with SKIP LOCKED (another worker takes the next ones, never these) and leased until
+        CLAIM_S from now. Sent, they are marked sent; a worker that dies while sending
+        leaves them to come due again when the lease runs out (the webhook's idempotency
+        key lets its receiver drop the second copy)."""
+        with Transaction(conn) as c:
+            rows = c.execute(query + " FOR UPDATE OF n SKIP LOCKED", args).fetchall()
+            if rows:
+                c.execute("UPDATE notifications SET next_attempt = ? WHERE id IN (" +
+                          ",".join("?" * len(rows)) + ")", (now + CLAIM_S,
+                                                            *(r[0] for r in rows)))
+        return list(rows)
+
+    def _send(self, conn: Conn, store: AlertStore, channel: str, target: str,
               contact: str, batch: list[tuple[int, int, Notice]]) -> None:
         notifier = self.notifiers.get(channel)
         attempts = max(a for _, a, _ in batch) + 1
@@ -344,9 +392,17 @@ class AlertService:
         conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
                      f" WHERE id IN ({marks})", (attempts, self._now(), *ids))
 
-    def _link_key(self) -> str:
+    def _link_key(self) -> str | None:
+        """The console's secret for acknowledge links: the environment's, else the one kept
+        in this worker's data folder (None, and notices go without a link, when a worker
+        on a shared store was given neither)."""
         if self._link_secret is None:
-            self._link_secret = console_secret(self._db_dir)
+            where = self._data_dir
+            if where is None and not self.shared:
+                where = data_dir_of(self.conn)  # type: ignore[arg-type]
+            if where is None and not os.environ.get("TELECARE_CONSOLE_SECRET"):
+                return None
+            self._link_secret = console_secret(where or Path("."))
         return self._link_secret
 
     def _now(self) -> float:
@@ -368,7 +424,7 @@ class AlertService:
             return f"a contact of home {home}"
         return f"contact {found[0] + 1} ({found[1].role}) of home {home}"
 
-    def _report_failure(self, conn: sqlite3.Connection, store: AlertStore, row_id: int,
+    def _report_failure(self, conn: Conn, store: AlertStore, row_id: int,
                         contact: str, channel: str, reason: str,
                         batch: list[tuple[int, int, Notice]]) -> None:
         """A notice that could not be delivered becomes an alert for the technical team (it
@@ -433,9 +489,10 @@ class AlertService:
         with Transaction(self.conn) as c:
             held = c.execute(
                 "UPDATE escalations SET state = 'held', next_step_at = CASE WHEN next_step_at"
-                " IS NULL THEN NULL ELSE max(next_step_at, ?) END, next_repeat_at = CASE WHEN"
-                " next_repeat_at IS NULL THEN NULL ELSE max(next_repeat_at, ?) END WHERE"
-                " alert_id = ? AND state IN ('open', 'held')", (until, until, alert_id)).rowcount
+                " IS NULL OR next_step_at >= ? THEN next_step_at ELSE ? END, next_repeat_at ="
+                " CASE WHEN next_repeat_at IS NULL OR next_repeat_at >= ? THEN next_repeat_at"
+                " ELSE ? END WHERE alert_id = ? AND state IN ('open', 'held')",
+                (until, until, until, until, alert_id)).rowcount
             if held:
                 c.execute("INSERT INTO holds VALUES (?,?,?,?)", (alert_id, by, now, until))
         self.wake.set()
@@ -469,8 +526,9 @@ class AlertService:
         if self.store.get(alert_id) is None:
             return False
         with Transaction(self.conn) as c:
-            c.execute("INSERT OR REPLACE INTO feedback VALUES (?,?,?,?,?)",
-                      (alert_id, by, verdict, why, self._now()))
+            c.execute("INSERT INTO feedback VALUES (?,?,?,?,?) ON CONFLICT (alert_id, by_whom)"
+                      " DO UPDATE SET verdict = excluded.verdict, why = excluded.why,"
+                      " at = excluded.at", (alert_id, by, verdict, why, self._now()))
         return True
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -545,7 +603,7 @@ class AlertService:
                         poll_s: float) -> None:
         """Deliver one channel's notices: woken when the router queues some, and every
         `poll_s` for retries coming due; after `done`, one last drain."""
-        conn = connect(self._db_dir)
+        conn = self._asked.reopen()
         store = AlertStore(conn, self.clock)
         while True:
             kick.wait(poll_s)
@@ -572,6 +630,14 @@ class AlertService:
                    for ch in self.notifiers]
         for w in workers:
             w.start()
+
+        def woken() -> None:  # another worker (or detection) changed the shared store
+            self.wake.set()
+            for kick in kicks.values():
+                kick.set()
+
+        listener = Listener(self.conn.url, ("telecare_alerts", "telecare_notices"),  # type: ignore[attr-defined]
+                            woken).start() if self.shared else None
         while not stop.is_set() and self.status.fatal is None:
             # Each pass commits whole, so trying again after a failure is safe.
             worked = self.status.attempt(
@@ -591,15 +657,30 @@ class AlertService:
             kick.set()
         for w in workers:
             w.join(30)
+        if listener is not None:
+            listener.stop()
 
 
-def _drop_reminders(c: sqlite3.Connection, alert_id: str) -> None:
+class _within:
+    """A step run inside the caller's transaction: no transaction of its own."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Conn:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _drop_reminders(c: Conn, alert_id: str) -> None:
     """Someone acted: reminders not yet sent are no longer needed."""
     c.execute("UPDATE notifications SET state='dropped' WHERE alert_id=? AND state='pending'"
               " AND kind='reminder'", (alert_id,))
 
 
-def acting_service(conn: sqlite3.Connection, config: Config) -> AlertService:
+def acting_service(conn: Conn, config: Config) -> AlertService:
     """The alerts service for people's actions outside the running alerts stage (the CLI's
     `ack`, `close`, `feedback`; the console). Its notifiers only say which channels reach
     whom, so the notices an action queues (telling the others who took it on) cover every

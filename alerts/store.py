@@ -10,10 +10,11 @@ holds the resident's own "I'm OK" presses, for the alerts stage to act on;
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from telecare.alert import Alert
 from telecare.clock import Clock, wall_clock
+from telecare.db import Conn
+from telecare.pgdb import notify, xact_lock
 from telecare.reading import format_ts
 
 _SCHEMA = """
@@ -59,15 +60,22 @@ CREATE TABLE IF NOT EXISTS resident_ok (
 
 
 class AlertStore:
-    def __init__(self, conn: sqlite3.Connection,
+    def __init__(self, conn: Conn,
                  clock: Clock = wall_clock) -> None:
         self.conn = conn
         self.clock = clock  # when a change is logged: the start of the response figures
         conn.executescript(_SCHEMA)
 
-    def record_in(self, conn: sqlite3.Connection, changes: list[Alert]) -> None:
+    def record_in(self, conn: Conn, changes: list[Alert]) -> None:
         """Record alert changes within the caller's transaction."""
+        if not changes:
+            return
         now_us = int(self.clock().timestamp() * 1_000_000)
+        # On a shared store the log's sequence numbers must be handed out in commit order:
+        # the alerts stage reads `seq > cursor`, and would step over an event committed
+        # after a later one. One writer of events at a time (held to the commit).
+        xact_lock(conn, "alert_events")
+        notify(conn, "telecare_alerts")
         for alert in changes:
             body = alert.to_json()
             conn.execute(
@@ -83,9 +91,11 @@ class AlertStore:
                 (alert.id, alert.status, body, now_us),
             )
 
-    def record_ok_in(self, conn: sqlite3.Connection, home: str, at: str) -> None:
+    def record_ok_in(self, conn: Conn, home: str, at: str) -> None:
         """The resident pressed their "I'm OK" button (once per press, however often the
         reading is processed)."""
+        xact_lock(conn, "resident_ok")  # in commit order, as the events above
+        notify(conn, "telecare_alerts")
         conn.execute("INSERT OR IGNORE INTO resident_ok (home, at) VALUES (?,?)", (home, at))
 
     def oks_since(self, seq: int) -> list[tuple[int, str]]:

@@ -5,10 +5,11 @@ resumes exactly where the last commit left off: nothing raised twice, nothing sk
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import orjson
+
+from telecare.db import Conn
 
 # orjson writes the same JSON as json.dumps(sort_keys=True), several times faster: a backlog's
 # checkpoint holds every home's state.
@@ -18,12 +19,15 @@ CREATE TABLE IF NOT EXISTS detect_state (home TEXT PRIMARY KEY, state TEXT NOT N
 CREATE TABLE IF NOT EXISTS detect_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
+SET_META = ("INSERT INTO detect_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " value = excluded.value")
+
 
 class Checkpoint:
     """`partition` names a detection worker's share ("" for a single worker): each worker
     keeps its own cursor and watermark; home states are each home's own."""
 
-    def __init__(self, conn: sqlite3.Connection, partition: str = "") -> None:
+    def __init__(self, conn: Conn, partition: str = "") -> None:
         self.conn = conn
         self.suffix = f":{partition}" if partition else ""
         conn.executescript(_SCHEMA)
@@ -54,18 +58,19 @@ class Checkpoint:
         write lock is held only for the writing (a backlog's checkpoint is megabytes)."""
         return [(h, orjson.dumps(s, option=_SORTED).decode()) for h, s in homes.items()]
 
-    def save_in(self, conn: sqlite3.Connection, cursor: int, watermark: str | None,
+    def save_in(self, conn: Conn, cursor: int, watermark: str | None,
                 homes: dict[str, dict[str, Any]] | list[tuple[str, str]],
                 arrived_upto: int | None = None, band_done: set[int] | None = None) -> None:
         """Write within the caller's transaction; `homes` as states or `encode`d rows."""
         if arrived_upto is not None:
-            conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+            conn.execute(SET_META,
                          (f"arrived{self.suffix}", str(arrived_upto)))
-            conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+            conn.execute(SET_META,
                          (f"band{self.suffix}", json.dumps(sorted(band_done or ()))))
-        conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+        conn.execute(SET_META,
                      (f"cursor{self.suffix}", str(cursor)))
-        conn.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
+        conn.execute(SET_META,
                      (f"watermark{self.suffix}", watermark))
         rows = self.encode(homes) if isinstance(homes, dict) else homes
-        conn.executemany("INSERT OR REPLACE INTO detect_state VALUES (?, ?)", rows)
+        conn.executemany("INSERT INTO detect_state VALUES (?, ?) ON CONFLICT (home) DO UPDATE"
+                         " SET state = excluded.state", rows)

@@ -16,7 +16,7 @@ from detect.engine import Detector
 from ingest.store import ReadingStore
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config
-from telecare.db import PerThread, Transaction
+from telecare.db import Conn, PerThread, Transaction
 from telecare.reading import Reading, format_ts
 from telecare.readlog import LogReader, partition_of
 from telecare.stage import StageStatus, Wake
@@ -55,15 +55,19 @@ class DetectService:
                  on_alerts: Callable[[], None] | None = None, batch: int = 500,
                  partition: tuple[int, int] = (0, 1), hold_s: float = 0.0,
                  clock: Clock = wall_clock, checkpoint_s: float = 5.0,
-                 drain_s: float = 2.0, log_reader: LogReader | None = None) -> None:
-        self.conn = conn
+                 drain_s: float = 2.0, log_reader: LogReader | None = None,
+                 db: Conn | None = None) -> None:
+        # `conn`: the local store (the readings, when there is no log); `db`: the alert
+        # store, where the alerts raised and the checkpoint are committed together
+        # (PostgreSQL past one machine; by default the local store).
+        self.conn = db if db is not None else conn
         self.readings = ReadingStore(conn)
-        self.alerts = AlertStore(conn)
+        self.alerts = AlertStore(self.conn)
         self.partition = partition
         self.log_reader = log_reader
         share = "" if partition == (0, 1) else f"{partition[0]}/{partition[1]}"
         # A stream position is no rowid: a folder that switched logs starts its cursor afresh.
-        self.checkpoint = Checkpoint(conn, f"log:{share}" if log_reader is not None else share)
+        self.checkpoint = Checkpoint(self.conn, f"log:{share}" if log_reader is not None else share)
         self.config = config
         self.detector = Detector(config)  # replaced by the checkpoint's state in _restore
         self.on_alerts = on_alerts
@@ -212,7 +216,7 @@ class DetectService:
             self.save_cost_per_home = self.save_cost / len(rows)
         return rows
 
-    def _save_in(self, c: sqlite3.Connection, states: list[tuple[str, str]]) -> None:
+    def _save_in(self, c: Conn, states: list[tuple[str, str]]) -> None:
         self.checkpoint.save_in(c, self.cursor, self.detector.watermark_text(), states,
                                 self.arrived_upto, self.band_done)
 

@@ -18,18 +18,18 @@ restart resumes from there, nothing raised twice, nothing skipped.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 
 from alerts.store import AlertStore
+from detect.checkpoint import SET_META
 from detect.rules import build_rules
 from detect.rules.call_for_help import CallForHelp
 from ingest.store import ReadingStore
 from telecare.alert import Alert
 from telecare.clock import Clock, wall_clock
 from telecare.config import Config
-from telecare.db import Transaction
+from telecare.db import Conn, Transaction
 from telecare.reading import format_ts, parse_ts
 from telecare.readlog import LogReader, partition_of
 from telecare.stage import StageStatus, Wake
@@ -50,11 +50,14 @@ CREATE TABLE IF NOT EXISTS detect_meta (key TEXT PRIMARY KEY, value TEXT);
 class UrgentJudge:
     """`partition=(i, n)`: judges only the homes of detection worker i of n."""
 
-    def __init__(self, conn: sqlite3.Connection, config: Config,
+    def __init__(self, conn: Conn, config: Config,
                  on_alerts: Callable[[], None] | None = None,
                  partition: tuple[int, int] = (0, 1), clock: Clock = wall_clock,
-                 log_reader: LogReader | None = None) -> None:
-        self.conn = conn
+                 log_reader: LogReader | None = None, db: Conn | None = None) -> None:
+        # `conn`: the local store (the calls for help ingest stored, when there is no log);
+        # `db`: the alert store, where the judge's alerts and position are committed
+        # together (PostgreSQL past one machine; by default the local store).
+        self.conn = db if db is not None else conn
         # Past one machine: this worker's share of the priority lane's stream on NATS; the
         # cursor is then the stream position, kept apart from a local one.
         self.log_reader = log_reader
@@ -62,9 +65,9 @@ class UrgentJudge:
         self.on_alerts = on_alerts
         self.partition = partition
         self.clock = clock
-        conn.executescript(_SCHEMA)
-        self.readings = ReadingStore(conn)
-        self.alerts = AlertStore(conn, clock)
+        self.conn.executescript(_SCHEMA)
+        self.readings = ReadingStore(conn)  # type: ignore[arg-type]
+        self.alerts = AlertStore(self.conn, clock)
         self.key = ("urgent_cursor" if log_reader is None else "urgent_log_cursor") + (
             "" if partition == (0, 1) else f":{partition[0]}/{partition[1]}")
         self.status = StageStatus("detect-urgent")
@@ -123,12 +126,12 @@ class UrgentJudge:
         cursor = rows[-1][0]
         with Transaction(self.conn) as c:
             self.alerts.record_in(c, raised)
-            c.executemany("INSERT OR REPLACE INTO detect_urgent VALUES (?,?,?)",
+            c.executemany("INSERT INTO detect_urgent VALUES (?,?,?) ON CONFLICT (home, rule) DO"
+                          " UPDATE SET last_event = excluded.last_event",
                           [(home, rule.name, format_ts(rule.last_event)
                             if rule.last_event else None)
                            for home in moved for rule in self._rules[home]])
-            c.execute("INSERT OR REPLACE INTO detect_meta VALUES (?, ?)",
-                      (self.key, str(cursor)))
+            c.execute(SET_META, (self.key, str(cursor)))
         self.cursor = cursor
         if self.log_reader is not None:
             self.log_reader.commit(cursor)

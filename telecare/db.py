@@ -14,9 +14,34 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 DB_NAME = "telecare.db"
+
+
+class Conn(Protocol):
+    """What the stages ask of a connection: the embedded store's `sqlite3.Connection`, or
+    `telecare.pgdb.PgConnection` for the alert store on PostgreSQL."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, params: Any, /) -> Any: ...
+
+    def executescript(self, sql: str, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def connect_alert_store(data_dir: str | Path, db_url: str | None = None) -> Conn:
+    """The alert store's connection (alerts and their events, notifications, escalations,
+    acknowledgements, feedback, detection's checkpoints): PostgreSQL at `db_url` (or
+    TELECARE_DB_URL) past one machine, else the embedded store in `data_dir`."""
+    url = db_url or os.environ.get("TELECARE_DB_URL") or None
+    if url:
+        from telecare.pgdb import PgConnection
+
+        return PgConnection(url)
+    return connect(data_dir)
 
 
 def default_data_dir(config_dir: str | Path) -> Path:
@@ -51,12 +76,13 @@ def connect(data_dir: str | Path) -> sqlite3.Connection:
 
 
 class Transaction:
-    """`with Transaction(conn):` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+    """`with Transaction(conn):` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (BEGIN on
+    PostgreSQL)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> Any:
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
@@ -72,6 +98,15 @@ def data_dir_of(conn: sqlite3.Connection) -> Path:
     return Path(conn.execute("PRAGMA database_list").fetchone()[2]).parent
 
 
+def reopener(conn: Conn) -> Callable[[], Any]:
+    """How to open another connection to the store `conn` is on (for another thread)."""
+    reopen = getattr(conn, "reopen", None)
+    if reopen is not None:
+        return reopen
+    where = data_dir_of(conn)  # type: ignore[arg-type]
+    return lambda: connect(where)
+
+
 T = TypeVar("T")
 
 
@@ -81,14 +116,13 @@ class PerThread(Generic[T]):
     process's report, ingest's spool check): a stage's connection used from another thread
     once ended the stage's transaction under it."""
 
-    def __init__(self, conn: sqlite3.Connection,
-                 wrap: Callable[[sqlite3.Connection], T]) -> None:
-        self.data_dir = data_dir_of(conn)  # asked here, on the owner's thread
+    def __init__(self, conn: Any, wrap: Callable[[Any], T]) -> None:
+        self.reopen = reopener(conn)  # asked here, on the owner's thread
         self.wrap = wrap
         self._local = threading.local()
 
     def get(self) -> T:
         found: T | None = getattr(self._local, "value", None)
         if found is None:
-            found = self._local.value = self.wrap(connect(self.data_dir))
+            found = self._local.value = self.wrap(self.reopen())
         return found
