@@ -10,15 +10,16 @@ the median and 90th percentile of each time, and the share acknowledged within 6
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerts.service import SCHEMA
 from alerts.store import AlertStore
 from telecare.alert import SEVERITIES
+from telecare.db import Conn
 
 YARDSTICK = ((60.0, 0.975), (180.0, 0.99))
 
@@ -62,18 +63,16 @@ class Times:
         }
 
 
-def gather(conn: sqlite3.Connection) -> tuple[dict[str, Times], dict[str, Times]]:
+def gather(conn: Conn) -> tuple[dict[str, Times], dict[str, Times]]:
     """Figures by severity and by home."""
-    AlertStore(conn)  # its tables exist even where the alerts stage has not run yet
+    AlertStore(conn)  # their tables exist even where the alerts stage has not run yet
+    conn.executescript(SCHEMA)
     fired = {a: (h, s, us / 1e6) for a, h, s, us in conn.execute(
         "SELECT e.alert_id, a.home, a.severity, e.logged_us FROM alert_events e JOIN alerts a"
         " ON a.id = e.alert_id WHERE e.status = 'firing'")}
 
     def first(query: str) -> dict[str, float]:
-        try:
-            return {a: t for a, t in conn.execute(query) if t is not None}
-        except sqlite3.OperationalError:  # no notifications table: the stage never ran here
-            return {}
+        return {a: t for a, t in conn.execute(query) if t is not None}
 
     notified = first("SELECT alert_id, MIN(sent_at) FROM notifications WHERE state='sent' AND"
                      " status='firing' GROUP BY alert_id")

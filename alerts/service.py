@@ -45,7 +45,7 @@ from telecare.stage import StageStatus, Wake, describe
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
     alert_id TEXT NOT NULL,
@@ -116,7 +116,7 @@ class AlertService:
         self.conn = conn
         self.config = config
         self.store = AlertStore(conn, clock)
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
         self.notifiers: dict[str, Notifier] = {
             n.channel: n for n in (notifiers if notifiers is not None
                                    else [WebhookNotifier()])}

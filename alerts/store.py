@@ -134,8 +134,9 @@ class AlertStore:
         (alert, who, useful or false_alarm, why)."""
         rows = self.conn.execute(
             "SELECT a.body, f.by_whom, f.verdict, f.why FROM feedback f JOIN alerts a ON"
-            " a.id = f.alert_id WHERE (? IS NULL OR a.home = ?) AND (? IS NULL OR"
-            " a.rule = ?) ORDER BY a.raised_at, f.by_whom", (home, home, rule, rule)).fetchall()
+            " a.id = f.alert_id WHERE (CAST(? AS TEXT) IS NULL OR a.home = ?) AND"
+            " (CAST(? AS TEXT) IS NULL OR a.rule = ?) ORDER BY a.raised_at, f.by_whom",
+            (home, home, rule, rule)).fetchall()
         return [(Alert.from_json_obj(json.loads(b)), w, v, y) for b, w, v, y in rows]
 
     def get(self, alert_id: str) -> Alert | None:

@@ -32,11 +32,16 @@ class Conn(Protocol):
     def close(self) -> None: ...
 
 
+def alert_store_url() -> str | None:
+    """The alert store's PostgreSQL URL (`--db` or TELECARE_DB_URL), if there is one."""
+    return os.environ.get("TELECARE_DB_URL") or None
+
+
 def connect_alert_store(data_dir: str | Path, db_url: str | None = None) -> Conn:
     """The alert store's connection (alerts and their events, notifications, escalations,
     acknowledgements, feedback, detection's checkpoints): PostgreSQL at `db_url` (or
     TELECARE_DB_URL) past one machine, else the embedded store in `data_dir`."""
-    url = db_url or os.environ.get("TELECARE_DB_URL") or None
+    url = db_url or alert_store_url()
     if url:
         from telecare.pgdb import PgConnection
 

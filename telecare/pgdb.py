@@ -117,9 +117,20 @@ class PgConnection:
             self.in_transaction = False  # the server has let go of it already
             return self.raw.cursor()
         self._revive()
-        if word == "BEGIN":
-            self.in_transaction = True
-        elif word in ("COMMIT", "ROLLBACK"):
+        if word in ("BEGIN", "SELECT") and not self.in_transaction:
+            try:
+                found = self.raw.execute(statement, params)
+            except psycopg.OperationalError:
+                if not self.raw.broken:
+                    raise
+                # The server restarted since this connection's last use (it learns so only
+                # now): the statement starts a transaction or only reads, so it is asked
+                # again, once, on a new connection.
+                self._revive()
+                found = self.raw.execute(statement, params)
+            self.in_transaction = word == "BEGIN"
+            return found
+        if word in ("COMMIT", "ROLLBACK"):
             self.in_transaction = False
         return self.raw.execute(statement, params)
 

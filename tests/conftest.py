@@ -3,6 +3,7 @@ unique names per test so that tests sharing the broker never see each other's me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -225,6 +226,87 @@ class NatsCluster:
                     proc.kill()
                 self.procs[i] = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PostgresServer:
+    """A real PostgreSQL (Debian's packages) in a temporary folder, on a free loopback port,
+    trusting local connections as the user `telecare`. initdb refuses to run as root, so as
+    root the server runs as the `postgres` user. `database()` makes a fresh database (one per
+    test); `restart()` stops it (fast: connections are cut) and starts it again."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run "
+                        "does)", pytrace=False)
+        self.bin = found[-1].parent
+        self.dir = Path(tempfile.mkdtemp(prefix="telecare-pg-"))
+        self.port = _free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "telecare",
+                  "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def start(self) -> None:
+        # fsync off: a test's server need not survive a power cut, and CI's disk is slow.
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+                  " -c max_connections=200", "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def database(self) -> str:
+        """A new empty database; its URL (no user in it: TELECARE_DB_USER says who)."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"postgresql://telecare@127.0.0.1:{self.port}/postgres",
+                             autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return f"postgresql://127.0.0.1:{self.port}/{name}"
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database on the session's PostgreSQL: its URL, with TELECARE_DB_USER set."""
+    monkeypatch.setenv("TELECARE_DB_USER", "telecare")
+    return postgres_server.database()
+
+
+@pytest.fixture(params=["embedded", "postgresql"])
+def alert_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test runs once on each alert store: `telecare.db.connect_alert_store` opens the
+    embedded one, or (TELECARE_DB_URL set) a fresh database on a real PostgreSQL."""
+    monkeypatch.delenv("TELECARE_DB_URL", raising=False)
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres")
+        monkeypatch.setenv("TELECARE_DB_URL", url)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from detect.backtest import read_readings
 from detect.rules import default_rules, load_config
 from telecare.app.broker import EmbeddedBroker, resolve_broker
 from telecare.config import Config, ConfigError
-from telecare.db import connect, default_data_dir
+from telecare.db import connect, connect_alert_store, default_data_dir
 from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
 from telecare.reading import BadReading, parse_jsonl_line, parse_ts
 from telecare.stage import EXIT_STAGE_FAILED
@@ -52,6 +52,28 @@ mqtt_option = click.option("--mqtt", "mqtt_url", envvar="TELECARE_MQTT_URL", def
 protocol_option = click.option("--mqtt-protocol", type=click.Choice(["auto", "5", "3.1.1"]),
                                default="auto", envvar="TELECARE_MQTT_PROTOCOL",
                                show_default=True)
+
+
+def _take_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """`--db URL`: checked here, then the place every part of this process (and of the
+    processes it starts) finds the alert store, as TELECARE_DB_URL."""
+    if not value:
+        return
+    from telecare.pgdb import DbUrlError, check_url
+
+    try:
+        check_url(value)
+    except DbUrlError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    os.environ["TELECARE_DB_URL"] = value
+
+
+db_option = click.option("--db", "db_url", envvar="TELECARE_DB_URL", default=None,
+                         expose_value=False, callback=_take_db, is_eager=True,
+                         help="postgresql://host:port/dbname: the alert store on PostgreSQL, "
+                              "shared by workers on several machines (user and password from "
+                              "TELECARE_DB_USER and TELECARE_DB_PASSWORD; default: the local "
+                              "store)")
 log_option = click.option("--log-level", default="info", envvar="TELECARE_LOG_LEVEL",
                           type=click.Choice(["debug", "info", "warning", "error"]))
 
@@ -262,6 +284,7 @@ def _serve_command(name: str, stages: tuple[str, ...], doc: str) -> None:
     @main.command(name=name, help=doc)
     @config_option
     @data_option
+    @db_option
     @mqtt_option
     @protocol_option
     @log_option
@@ -315,6 +338,7 @@ def _start_console(config: Config, data: Path, port: int, stop: threading.Event,
 @main.command()
 @config_option
 @data_option
+@db_option
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="where to listen (put it behind a TLS proxy before opening it wider)")
@@ -340,6 +364,7 @@ def user() -> None:
 @user.command(name="add")
 @config_option
 @data_option
+@db_option
 @click.argument("name")
 @click.option("--role", required=True,
               type=click.Choice(["operator", "family", "neighbour", "technical", "admin"]))
@@ -368,7 +393,7 @@ def user_add(config_dir: str, data_dir: str | None, name: str, role: str, homes:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
     try:
-        token = Users(connect(data)).add(name, role, chosen, password, with_token)
+        token = Users(connect_alert_store(data)).add(name, role, chosen, password, with_token)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} ({role}) added" + (f"; API token (shown once): {token}" if token else ""))
@@ -694,6 +719,7 @@ def demo(speed: float, seed: int, keep_console: bool, log_level: str) -> None:
 @main.command()
 @config_option
 @data_option
+@db_option
 def status(config_dir: str, data_dir: str | None) -> None:
     """What the store holds: readings, dead letters, alerts, notifications."""
     from alerts.store import AlertStore
@@ -701,9 +727,8 @@ def status(config_dir: str, data_dir: str | None) -> None:
 
     _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    conn = connect(data)
-    readings = ReadingStore(conn)
-    alerts = AlertStore(conn).all()
+    readings = ReadingStore(connect(data))
+    alerts = AlertStore(connect_alert_store(data)).all()
     set_aside = readings.set_aside()
     click.echo(json.dumps({
         "data_dir": str(data),
@@ -741,12 +766,13 @@ def _alert_service(config_dir: str, data_dir: str | None) -> Any:
 
     config = _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    return acting_service(connect(data), config)
+    return acting_service(connect_alert_store(data), config)
 
 
 @main.command()
 @config_option
 @data_option
+@db_option
 @click.argument("alert_id")
 @click.option("--by", required=True, help="who is dealing with it (a contact's name)")
 @click.option("--note", default=None, help="a word on what they are doing")
@@ -762,6 +788,7 @@ def ack(config_dir: str, data_dir: str | None, alert_id: str, by: str,
 @main.command()
 @config_option
 @data_option
+@db_option
 @click.argument("alert_id")
 @click.option("--by", required=True)
 @click.option("--outcome", required=True, help="how it ended, in plain words")
@@ -775,6 +802,7 @@ def close(config_dir: str, data_dir: str | None, alert_id: str, by: str, outcome
 @main.command()
 @config_option
 @data_option
+@db_option
 @click.argument("alert_id")
 @click.option("--by", required=True)
 @click.option("--useful", "verdict", flag_value="useful", help="the alert was worth having")
@@ -804,6 +832,7 @@ def im_ok(config_dir: str, data_dir: str | None, home: str) -> None:
 @main.command()
 @config_option
 @data_option
+@db_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--plot", "plot_file", default=None, type=click.Path(dir_okay=False),
               help="draw the times to notification and acknowledgement (PNG)")
@@ -815,7 +844,7 @@ def report(config_dir: str, data_dir: str | None, as_json: bool,
 
     _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    by_sev, by_home = gather(connect(data))
+    by_sev, by_home = gather(connect_alert_store(data))
     if as_json:
         click.echo(json.dumps({"by_severity": {k: v.row() for k, v in by_sev.items()},
                                "by_home": {k: v.row() for k, v in by_home.items()}},

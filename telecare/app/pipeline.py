@@ -32,7 +32,7 @@ from ingest.subscriber import MqttSubscriber
 from ingest.urgent import UrgentIngest
 from telecare.app.retention import RETENTION, DailyPrune
 from telecare.config import Config
-from telecare.db import connect
+from telecare.db import alert_store_url, connect, connect_alert_store
 from telecare.mqtt import BrokerUrl, Protocol
 from telecare.natslog import NatsLog
 from telecare.natspublisher import NatsPublisher
@@ -93,6 +93,11 @@ class Pipeline:
         self._logs.append(opened)
         return opened
 
+    def _alert_store(self) -> Any:
+        """Past one machine (`--db`), the alert store on PostgreSQL, where detection commits
+        its alerts with its checkpoint; else None: the local store holds both."""
+        return connect_alert_store(self.data_dir) if alert_store_url() else None
+
     def _publisher(self, name: str) -> NatsPublisher:
         """Ingest's appends, by a process of its own (`telecare.natspublisher`)."""
         assert self.log_url is not None
@@ -109,7 +114,8 @@ class Pipeline:
         if "alerts" in self.stages:
             notifiers = self.notifiers or default_notifiers(
                 str(self.broker) if self.broker else None, self.protocol)
-            self.alerts = AlertService(connect(self.data_dir), self.config, notifiers)
+            self.alerts = AlertService(connect_alert_store(self.data_dir), self.config,
+                                       notifiers, data_dir=self.data_dir)
             self.alerts.wake = wakes.get("alerts", self.alerts.wake)
         wake_alerts = self.alerts.wake if self.alerts else wakes.get("alerts")
         if "detect" in self.stages:
@@ -119,12 +125,13 @@ class Pipeline:
                 connect(self.data_dir), self.config, on_alerts, partition=self.partition,
                 hold_s=self.hold_s,
                 log_reader=self._log(f"telecare-detect-{share}").reader(self.partition)
-                if self.log_url is not None else None)
+                if self.log_url is not None else None, db=self._alert_store())
             self.detect.wake = wakes.get("detect", self.detect.wake)
             self.urgent = UrgentJudge(
                 connect(self.data_dir), self.config, on_alerts, partition=self.partition,
                 log_reader=self._log(f"telecare-urgent-{share}", "urgent").reader(
-                    self.partition, prompt=True) if self.log_url is not None else None)
+                    self.partition, prompt=True) if self.log_url is not None else None,
+                db=self._alert_store())
             self.urgent.wake = wakes.get("urgent", self.urgent.wake)
         wake_detect = self.detect.wake if self.detect else wakes.get("detect")
         wake_urgent = self.urgent.wake if self.urgent else wakes.get("urgent")

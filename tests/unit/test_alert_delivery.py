@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from alerts.service import AlertService
 from detect.rules import load_config
 from telecare.alert import Alert
-from telecare.db import Transaction, connect
+from telecare.db import Transaction, connect_alert_store
 from tests.builders import utc, write_home
 from tests.conftest import WebhookReceiver
+
+# Every test here on both alert stores: the embedded one and PostgreSQL.
+pytestmark = pytest.mark.usefixtures("alert_store")
 
 
 class Clock:
@@ -30,7 +35,7 @@ def alert(status: str = "firing") -> Alert:
 def setup(tmp_path: Path, *receivers: WebhookReceiver) -> tuple[AlertService, Clock]:
     contacts = [{"name": f"c{i}", "webhook": r.url} for i, r in enumerate(receivers)]
     config = load_config(write_home(tmp_path / "config", contacts=contacts))
-    conn = connect(tmp_path / "data")
+    conn = connect_alert_store(tmp_path / "data")
     clock = Clock()
     return AlertService(conn, config, clock=clock), clock
 

@@ -8,12 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alerts.service import AlertService
 from detect.rules import load_config
 from telecare.alert import Alert
-from telecare.db import Transaction, connect
+from telecare.db import Transaction, connect_alert_store
 from tests.builders import utc, write_home
 from tests.conftest import WebhookReceiver
+
+# Every test here on both alert stores: the embedded one and PostgreSQL.
+pytestmark = pytest.mark.usefixtures("alert_store")
 
 MIN = 60.0
 
@@ -37,7 +42,7 @@ def circle(tmp_path: Path, people: list[dict[str, Any]], escalation: dict[str, A
     if escalation is not None:
         extra["escalation"] = escalation
     config = load_config(write_home(tmp_path / "config", **extra))
-    return AlertService(connect(tmp_path / "data"), config, clock=clock)
+    return AlertService(connect_alert_store(tmp_path / "data"), config, clock=clock)
 
 
 def record(service: AlertService, *alerts: Alert) -> None:
@@ -329,7 +334,7 @@ def test_an_mqtt_contact_without_a_broker_is_a_reported_failure_not_silence(
 
     config = load_config(write_home(tmp_path / "config",
                                     contacts=[{"name": "hub", "mqtt": "hub/h001"}]))
-    service = AlertService(connect(tmp_path / "data"), config, [MqttNotifier(None)],
+    service = AlertService(connect_alert_store(tmp_path / "data"), config, [MqttNotifier(None)],
                            clock=Clock())
     record(service, an_alert())
     service.step()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from telecare.alert import Alert
-from telecare.db import Transaction
+from telecare.db import Conn, Transaction
 
 ROLES = ("operator", "family", "neighbour", "technical", "admin")
 _SCHEMA = """
@@ -75,7 +74,7 @@ def _token_hash(token: str) -> str:
 
 
 class Users:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
         conn.executescript(_SCHEMA)
 
@@ -90,7 +89,10 @@ class Users:
             raise ValueError("give a password, a token, or both")
         token = secrets.token_urlsafe(32) if with_token else None
         with Transaction(self.conn) as c:
-            c.execute("INSERT OR REPLACE INTO console_users VALUES (?,?,?,?,?,?)",
+            c.execute("INSERT INTO console_users VALUES (?,?,?,?,?,?) ON CONFLICT (name) DO"
+                      " UPDATE SET role = excluded.role, homes = excluded.homes,"
+                      " password_hash = excluded.password_hash, token_hash ="
+                      " excluded.token_hash, created = excluded.created",
                       (name, role, json.dumps(sorted(homes)),
                        _hasher.hash(password) if password is not None else None,
                        _token_hash(token) if token else None, time.time()))

@@ -34,7 +34,7 @@ from ingest.store import ReadingStore
 from telecare.alert import Alert, severity_rank
 from telecare.app.console.users import User, Users
 from telecare.config import Config
-from telecare.db import connect
+from telecare.db import connect, connect_alert_store
 from telecare.links import console_secret, read_ack_token
 
 HERE = Path(__file__).resolve().parent
@@ -65,12 +65,14 @@ class Console:
                  secure_cookies: bool = False) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
-        self.conn = connect(self.data_dir)
+        # The alert store (PostgreSQL past one machine, shared by every console), and the
+        # local store for the readings a home's page draws.
+        self.conn = connect_alert_store(self.data_dir)
         self.lock = threading.Lock()
         self.users = Users(self.conn)
         self.service = service if service is not None else acting_service(self.conn, config)
         self.secure_cookies = secure_cookies
-        self.readings = ReadingStore(self.conn)
+        self.readings = ReadingStore(connect(self.data_dir))
         self._version: tuple[Any, ...] = ()
         self._version_at = 0.0
         # The queue as rendered for each view (who may see what, which home) at one version
