@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -139,6 +140,7 @@ class AlertService:
         # Where the care team's console answers, for the acknowledge link in each notice.
         self.console_url = (os.environ.get("TELECARE_CONSOLE_URL") or "").rstrip("/") or None
         self._link_secret: str | None = None
+        self.listener: Listener | None = None  # on a shared store, while running
 
     # --- 1. route ------------------------------------------------------------------------
 
@@ -172,57 +174,60 @@ class AlertService:
         return len(oks)
 
     def route(self) -> int:
+        """New alert changes become notices (and escalations), committed with the stage's
+        cursor; the cursor in memory moves only once that commit has landed (a commit that
+        failed leaves the same changes to be routed again, not skipped)."""
         if self.shared:
-            return self._route_shared()
-        events = self.store.events_since(self.cursor)
+            with Transaction(self.conn) as c:
+                # Several alerts workers share the store: one routes at a time, from where
+                # the last (this one or another) left off.
+                xact_lock(c, "alerts.route")
+                row = c.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
+                self.cursor = int(row[0]) if row else 0
+                events = self.store.events_since(self.cursor)
+                if events:
+                    self._route(c, events)
+        else:
+            # Looked at outside a transaction: an idle look takes no write lock.
+            events = self.store.events_since(self.cursor)
+            if events:
+                with Transaction(self.conn) as c:
+                    self._route(c, events)
         if not events:
             return 0
-        return self._route(self.conn, events)
-
-    def _route_shared(self) -> int:
-        """Routing on a store shared by several alerts workers: one at a time, from where
-        the last one (this or another) left off."""
-        with Transaction(self.conn) as c:
-            xact_lock(c, "alerts.route")
-            row = c.execute("SELECT value FROM alerts_meta WHERE key='cursor'").fetchone()
-            self.cursor = max(self.cursor, int(row[0]) if row else 0)
-            events = self.store.events_since(self.cursor)
-            if not events:
-                return 0
-            return self._route(c, events, within=True)
-
-    def _route(self, conn: Conn, events: list[tuple[int, Alert]], within: bool = False) -> int:
-        now = self._now()
-        with _within(conn) if within else Transaction(conn) as c:
-            for _, alert in events:
-                home = self.config.home(alert.home)
-                if alert.status == "firing":
-                    for contact in plan.told_at_once(home, alert):
-                        self._queue(c, alert, home, contact, "0", "alert", now)
-                    esc = home.escalation
-                    if esc is not None and plan.escalates(home, alert):
-                        chain = plan.chain(home, alert)
-                        c.execute(
-                            "INSERT OR IGNORE INTO escalations (alert_id, home, state, started,"
-                            " step, next_step_at, next_repeat_at) VALUES (?,?,'open',?,?,?,?)",
-                            (alert.id, alert.home, now, 1,
-                             now + esc.ack_within.total_seconds() if len(chain) > 1 else None,
-                             now + esc.repeat[0].total_seconds() if esc.repeat else None))
-                else:
-                    told = self._told(c, alert.id)
-                    for contact in home.contacts:
-                        if contact.name in told:
-                            self._queue(c, alert, home, contact, "resolved", "resolved", now)
-                    c.execute("UPDATE escalations SET state = 'resolved' WHERE alert_id = ?",
-                              (alert.id,))
-                    _drop_reminders(c, alert.id)
-            self.cursor = events[-1][0]
-            c.execute("INSERT INTO alerts_meta VALUES ('cursor', ?) ON CONFLICT (key) DO"
-                      " UPDATE SET value = excluded.value", (str(self.cursor),))
-            notify(c, "telecare_notices")
+        self.cursor = events[-1][0]
         for _, alert in events:
             self.log_notifier.send([Notice(alert)], "")
         return len(events)
+
+    def _route(self, c: Conn, events: list[tuple[int, Alert]]) -> None:
+        """Within the caller's transaction."""
+        now = self._now()
+        for _, alert in events:
+            home = self.config.home(alert.home)
+            if alert.status == "firing":
+                for contact in plan.told_at_once(home, alert):
+                    self._queue(c, alert, home, contact, "0", "alert", now)
+                esc = home.escalation
+                if esc is not None and plan.escalates(home, alert):
+                    chain = plan.chain(home, alert)
+                    c.execute(
+                        "INSERT OR IGNORE INTO escalations (alert_id, home, state, started,"
+                        " step, next_step_at, next_repeat_at) VALUES (?,?,'open',?,?,?,?)",
+                        (alert.id, alert.home, now, 1,
+                         now + esc.ack_within.total_seconds() if len(chain) > 1 else None,
+                         now + esc.repeat[0].total_seconds() if esc.repeat else None))
+            else:
+                told = self._told(c, alert.id)
+                for contact in home.contacts:
+                    if contact.name in told:
+                        self._queue(c, alert, home, contact, "resolved", "resolved", now)
+                c.execute("UPDATE escalations SET state = 'resolved' WHERE alert_id = ?",
+                          (alert.id,))
+                _drop_reminders(c, alert.id)
+        c.execute("INSERT INTO alerts_meta VALUES ('cursor', ?) ON CONFLICT (key) DO"
+                  " UPDATE SET value = excluded.value", (str(events[-1][0]),))
+        notify(c, "telecare_notices")
 
     # --- 2. escalate ---------------------------------------------------------------------
 
@@ -389,8 +394,25 @@ class AlertService:
                  f"notifier error: {exc.__class__.__name__}", *ids))
             log.exception("the %s notifier failed unexpectedly", channel)
             return
-        conn.execute(f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
-                     f" WHERE id IN ({marks})", (attempts, self._now(), *ids))
+        self._mark_sent(conn, f"UPDATE notifications SET state='sent', attempts=?, sent_at=?"
+                              f" WHERE id IN ({marks})", (attempts, self._now(), *ids))
+
+    def _mark_sent(self, conn: Conn, sql: str, args: tuple[object, ...],
+                   patience_s: float = 60.0) -> None:
+        """Record that a notice went. It has gone, whatever happens to the store: if the
+        store cannot be written (PostgreSQL restarting, a full disk), keep trying for a
+        while, since a notice left pending would be sent again."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                conn.execute(sql, args)
+                return
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("could not yet record a notice as sent (%s); trying again",
+                            describe(exc))
+                time.sleep(0.5)
 
     def _link_key(self) -> str | None:
         """The console's secret for acknowledge links: the environment's, else the one kept
@@ -636,8 +658,9 @@ class AlertService:
             for kick in kicks.values():
                 kick.set()
 
-        listener = Listener(self.conn.url, ("telecare_alerts", "telecare_notices"),  # type: ignore[attr-defined]
-                            woken).start() if self.shared else None
+        listener = self.listener = Listener(
+            self.conn.url, ("telecare_alerts", "telecare_notices"),  # type: ignore[attr-defined]
+            woken).start() if self.shared else None
         while not stop.is_set() and self.status.fatal is None:
             # Each pass commits whole, so trying again after a failure is safe.
             worked = self.status.attempt(
@@ -659,19 +682,6 @@ class AlertService:
             w.join(30)
         if listener is not None:
             listener.stop()
-
-
-class _within:
-    """A step run inside the caller's transaction: no transaction of its own."""
-
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Conn:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _drop_reminders(c: Conn, alert_id: str) -> None:
