@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from datetime import date, time, timedelta
 from pathlib import Path
+from time import monotonic as _monotonic
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ from detect.backtest import read_readings
 from detect.rules import default_rules, load_config
 from telecare.app.broker import EmbeddedBroker, resolve_broker
 from telecare.config import Config, ConfigError
-from telecare.db import connect, connect_alert_store, default_data_dir
+from telecare.db import alert_store_url, connect, connect_alert_store, default_data_dir
 from telecare.mqtt import DEFAULT_URL, BrokerUrl, Protocol, probe_protocol
 from telecare.reading import BadReading, parse_jsonl_line, parse_ts
 from telecare.stage import EXIT_STAGE_FAILED
@@ -74,6 +75,42 @@ db_option = click.option("--db", "db_url", envvar="TELECARE_DB_URL", default=Non
                               "shared by workers on several machines (user and password from "
                               "TELECARE_DB_USER and TELECARE_DB_PASSWORD; default: the local "
                               "store)")
+
+
+def _alert_conn(data: Path) -> Any:
+    """The alert store for a one-off command: PostgreSQL (`--db`) or the local store; an
+    unreachable server is a clear message, not a traceback."""
+    try:
+        return connect_alert_store(data)
+    except Exception as exc:
+        if alert_store_url() is None:
+            raise
+        raise click.ClickException(f"cannot reach the alert store (PostgreSQL): "
+                                   f"{str(exc).splitlines()[0]}") from None
+
+
+def _wait_for_alert_store(stop: threading.Event) -> bool:
+    """A service started before its PostgreSQL (a whole deployment coming up at once) waits
+    for it, saying so, instead of failing; False if told to stop meanwhile."""
+    url = alert_store_url()
+    if url is None:
+        return True
+    from telecare.pgdb import PgConnection
+
+    said = 0.0
+    while not stop.is_set():
+        try:
+            PgConnection(url, connect_timeout_s=5).close()
+            return True
+        except Exception as exc:
+            if _monotonic() - said > 30:
+                log.warning("waiting for the alert store (PostgreSQL): %s",
+                            str(exc).splitlines()[0])
+                said = _monotonic()
+            stop.wait(2.0)
+    return False
+
+
 log_option = click.option("--log-level", default="info", envvar="TELECARE_LOG_LEVEL",
                           type=click.Choice(["debug", "info", "warning", "error"]))
 
@@ -247,6 +284,8 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
             if "ingest" in stages or "forward" in stages else None,
             partition=(index, count), worker=worker, retention=timedelta(days=retention_days),
             log_url=log_url)
+    if not _wait_for_alert_store(stop):
+        return
     pipeline.start()
     ops = None
     if metrics_port is not None:
@@ -353,7 +392,8 @@ def console(config_dir: str, data_dir: str | None, port: int, host: str,
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    _start_console(config, data, port, stop, host).join()
+    if _wait_for_alert_store(stop):
+        _start_console(config, data, port, stop, host).join()
 
 
 @main.group()
@@ -393,7 +433,7 @@ def user_add(config_dir: str, data_dir: str | None, name: str, role: str, homes:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
     try:
-        token = Users(connect_alert_store(data)).add(name, role, chosen, password, with_token)
+        token = Users(_alert_conn(data)).add(name, role, chosen, password, with_token)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} ({role}) added" + (f"; API token (shown once): {token}" if token else ""))
@@ -728,7 +768,7 @@ def status(config_dir: str, data_dir: str | None) -> None:
     _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
     readings = ReadingStore(connect(data))
-    alerts = AlertStore(connect_alert_store(data)).all()
+    alerts = AlertStore(_alert_conn(data)).all()
     set_aside = readings.set_aside()
     click.echo(json.dumps({
         "data_dir": str(data),
@@ -766,7 +806,7 @@ def _alert_service(config_dir: str, data_dir: str | None) -> Any:
 
     config = _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    return acting_service(connect_alert_store(data), config)
+    return acting_service(_alert_conn(data), config)
 
 
 @main.command()
@@ -844,7 +884,7 @@ def report(config_dir: str, data_dir: str | None, as_json: bool,
 
     _load(config_dir)
     data = Path(data_dir) if data_dir else default_data_dir(config_dir)
-    by_sev, by_home = gather(connect_alert_store(data))
+    by_sev, by_home = gather(_alert_conn(data))
     if as_json:
         click.echo(json.dumps({"by_severity": {k: v.row() for k, v in by_sev.items()},
                                "by_home": {k: v.row() for k, v in by_home.items()}},

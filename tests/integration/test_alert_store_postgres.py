@@ -128,3 +128,31 @@ def test_an_alerts_worker_is_woken_by_a_new_alert_not_by_its_poll(
         stop.set()
         worker.wake.set()  # as the pipeline does at a stop
         thread.join(30)
+
+
+def test_an_alerts_service_started_before_postgresql_waits_for_it_then_delivers(
+        tmp_path: Path, own_postgres: PostgresServer) -> None:
+    import subprocess
+    import sys
+
+    url = own_postgres.database()
+    receiver = WebhookReceiver()
+    config_dir = write_home(tmp_path / "config", contacts=[{"name": "c0",
+                                                             "webhook": receiver.url}])
+    own_postgres.stop()
+    service = subprocess.Popen(
+        [str(Path(sys.executable).parent / "telecare"), "alerts", "--config", str(config_dir),
+         "--data", str(tmp_path / "alerts"), "--db", url],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert service.stderr is not None
+        for line in service.stderr:  # a signal, not a sleep: it says it is waiting
+            if "waiting for the alert store" in line:
+                break
+        assert service.poll() is None  # waiting, not failed
+        own_postgres.start()
+        record_with_retry(url, [alert(7)])
+        assert receiver.wait_for(lambda got: [a["id"] for a in got] == ["h001:pendant:7"], 60)
+    finally:
+        service.terminate()
+        assert service.wait(30) == 0
