@@ -14,13 +14,16 @@ call to the webhook receiving that home's alert. Prints p50, p90, p99 and the ma
 
 With `--nats N` the reading log is on NATS JetStream (a cluster of N nodes started here,
 replicas N): ingest publishes to the streams (calls for help on their own) and detection
-follows them, the distributed path of `deploy/README.md`, here all in `telecare run`.
+follows them, the distributed path of `deploy/README.md`, here all in `telecare run`. With
+`--postgres` too, the alert store is on a PostgreSQL started here: the urgent judge commits
+the alert there, and the alerts stage (another process) is woken by NOTIFY.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import statistics
@@ -38,7 +41,13 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 import yaml  # noqa: E402
 
-from tests.conftest import Mosquitto, NatsCluster, WebhookReceiver, _free_port  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    Mosquitto,
+    NatsCluster,
+    PostgresServer,
+    WebhookReceiver,
+    _free_port,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -116,11 +125,19 @@ def main() -> None:
                              "detection holds readings 1 s to settle; calls for help skip it)")
     parser.add_argument("--nats", type=int, default=0,
                         help="the reading log on a NATS cluster of this many nodes")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the alert store on a PostgreSQL started here")
     args = parser.parse_args()
     cluster = None
     if args.nats:
         cluster = NatsCluster(args.nats)
         cluster.start()
+    postgres = None
+    env = dict(os.environ)
+    if args.postgres:
+        postgres = PostgresServer()
+        postgres.start()
+        env.update(TELECARE_DB_URL=postgres.database(), TELECARE_DB_USER="telecare")
 
     broker = Mosquitto()
     broker.start()
@@ -134,7 +151,7 @@ def main() -> None:
          *(["--share-group", args.share_group] if args.share_group else []),
          *(["--log", cluster.url(f"replicas={args.nats}")] if cluster else []),
          "--metrics-port", str(port)],
-        stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
     stop = threading.Event()
     sent: list[int] = []
     try:
@@ -168,6 +185,8 @@ def main() -> None:
         broker.stop()
         if cluster is not None:
             cluster.stop()
+        if postgres is not None:
+            postgres.close()
     arrived = first_pendant_alerts(receiver)
     lat = sorted((arrived[h] - t) * 1000 for h, t in pressed.items() if h in arrived)
     missing = len(pressed) - len(lat)

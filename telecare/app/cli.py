@@ -291,8 +291,11 @@ def _serve(config_dir: str, data_dir: str | None, mqtt_url: str | None, protocol
     if metrics_port is not None:
         from telecare.app.ops import serve_ops
 
-        ops = serve_ops(pipeline, metrics_port)
-        log.info("metrics on http://127.0.0.1:%d/metrics, health on /healthz", metrics_port)
+        # Loopback unless told otherwise: in a container, Prometheus scrapes from another
+        # one (TELECARE_METRICS_HOST=0.0.0.0 on the deployment's private network).
+        host = os.environ.get("TELECARE_METRICS_HOST") or "127.0.0.1"
+        ops = serve_ops(pipeline, metrics_port, host)
+        log.info("metrics on http://%s:%d/metrics, health on /healthz", host, metrics_port)
     if console_port is not None:
         _start_console(config, data, console_port, stop)
     if not pipeline.wait_connected(10.0):
