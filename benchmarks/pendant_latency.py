@@ -198,6 +198,10 @@ def main() -> None:
     print(f"homes {args.homes}, background {sent[0] if sent else 0} readings in ~{elapsed:.0f} s "
           f"(target {args.rate:g}/s), presses {len(pressed)}, arrived {len(lat)}, "
           f"missing {missing}")
+    order = list(pressed)
+    slowest = sorted(((arrived[h] - t) * 1000, order.index(h)) for h, t in pressed.items()
+                     if h in arrived)[-3:]
+    print("slowest: " + ", ".join(f"press #{i} {ms:.0f} ms" for ms, i in reversed(slowest)))
     if lat:
         print(f"press -> webhook: p50 {statistics.median(lat):.1f} ms, p90 {q(0.9):.1f} ms, "
               f"p99 {q(0.99):.1f} ms, max {lat[-1]:.1f} ms; within 1 s: "

@@ -84,9 +84,11 @@ class PipelineCollector(Collector):
             yield CounterMetricFamily("telecare_detect_unknown_home_readings",
                                       "stored readings of homes with no file, not detected on",
                                       value=detect["skipped_unknown"])
+        urgent = snap.get("urgent")
+        if urgent is not None:
             yield CounterMetricFamily("telecare_priority_lane_alerts",
                                       "alerts raised on the priority lane",
-                                      value=detect.get("urgent_raised", 0))
+                                      value=urgent["raised"])
         readings = GaugeMetricFamily("telecare_backlog_readings",
                                      "work waiting per stage (ingest: taken from the broker, not"
                                      " yet written; detect: stored, not yet read; alerts: alert"

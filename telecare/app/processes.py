@@ -41,7 +41,10 @@ from telecare.mqtt import BrokerUrl, Protocol
 from telecare.stage import EXIT_STAGE_FAILED, Wake
 
 log = logging.getLogger(__name__)
-CHILDREN = {"ingest": ("ingest",), "detect": ("detect",)}
+# The urgent judge has a process of its own: a full garbage collection in routine detection
+# (every home's state: hundreds of milliseconds at 10,000 homes) must not hold up a call for
+# help.
+CHILDREN = {"ingest": ("ingest",), "detect": ("detect-routine",), "urgent": ("detect-urgent",)}
 REPORT_S = 0.5  # a child's snapshot this often
 LATE_S = 10.0  # a snapshot older than this: the child is stuck, and /healthz says so
 
@@ -119,9 +122,9 @@ def _watch_parent(role: str, parent: int, pipeline: Pipeline) -> None:
 
 
 class ProcessPipeline:
-    """The pipeline's three stages, ingest and detection each in a child process, alerts in
-    this one. Offers what the CLI and /healthz use of a `Pipeline`: start, wait_connected,
-    snapshot, fatal, stop."""
+    """The pipeline's stages: ingest, routine detection and the urgent judge each in a child
+    process, alerts in this one. Offers what the CLI and /healthz use of a `Pipeline`:
+    start, wait_connected, snapshot, fatal, stop."""
 
     def __init__(self, config: Config, args: ChildArgs,
                  notifiers: list[Notifier] | None = None) -> None:
@@ -143,7 +146,7 @@ class ProcessPipeline:
     def start(self) -> None:
         self.local.start()
         threading.Thread(target=self._collect, name="child-reports", daemon=True).start()
-        for role in ("detect", "ingest"):  # detection first: ingest wakes it
+        for role in ("urgent", "detect", "ingest"):  # detection first: ingest wakes it
             child = self.ctx.Process(target=_child, name=f"telecare-{role}",
                                      args=(role, self.args, self.wakes, self.stops[role],
                                            self.reports, os.getpid()))
@@ -192,7 +195,7 @@ class ProcessPipeline:
                 continue
             snap["stages"].update(child_snap["stages"])
             snap["why"].extend(child_snap.get("why", []))
-            for key in ("ingest", "broker", "forward", "detect"):
+            for key in ("ingest", "broker", "forward", "detect", "urgent"):
                 if key in child_snap:
                     snap[key] = child_snap[key]
             if "log" in child_snap:  # connected only if every process's link is
@@ -216,7 +219,7 @@ class ProcessPipeline:
     def stop(self) -> bool:
         """Stop in flow order; True only if every stage drained and stopped in time."""
         clean = True
-        for role in ("ingest", "detect"):
+        for role in ("ingest", "urgent", "detect"):
             child = self.children.get(role)
             self.stops[role].set()
             if child is None:

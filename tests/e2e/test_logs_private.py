@@ -41,7 +41,7 @@ def test_the_logs_of_a_whole_run_carry_no_names_addresses_or_values(
                       mosquitto.url, "--log-level", "debug")
     pub = Publisher(mosquitto.port)
     try:
-        assert service.wait_log("subscribed to"), "".join(service.lines)
+        assert service.wait_log("subscribed to telecare/v1/#"), "".join(service.lines)
         now = datetime.now(UTC).replace(microsecond=0)
         for i in range(8):
             pub.send(unique_home, "lounge-temp", "temperature", 13.77,

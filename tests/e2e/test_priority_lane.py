@@ -170,7 +170,7 @@ def test_the_stage_processes_of_a_killed_telecare_run_stop_by_themselves(
     assert service.wait_log("subscribed to telecare/v1/#"), "".join(service.lines)
     children = subprocess.run(["pgrep", "-P", str(service.proc.pid), "-f", "spawn_main"],
                               capture_output=True, text=True).stdout.split()
-    assert len(children) == 2
+    assert len(children) == 3  # ingest, routine detection, the urgent judge
     service.proc.kill()
     service.proc.wait()
 
