@@ -12,7 +12,9 @@ Detection (the log to alerts): a simulated bundle's readings are logged once, th
   detect-2    two workers (`0/2`, `1/2`) at once, each with its own data folder
 and `telecare backtest` on the same readings for reference. Rates are per second from the
 first message (or reading) handled to the last; the ratios carry over to other machines.
-One nats-server node (R1); each worker in a process of its own.
+One nats-server node (R1); each worker in a process of its own. With `--postgres` the
+detection workers commit their alerts and checkpoints to a PostgreSQL started here (a fresh
+database for each drain) instead of their own SQLite files.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ingest_rate import BARE, drain_time, make_session, publish  # noqa: E402
 from telecare.natslog import STREAM, NatsLog  # noqa: E402
 from telecare.reading import parse_jsonl_line  # noqa: E402
 from tests.builders import write_home  # noqa: E402
-from tests.conftest import Mosquitto, NatsCluster  # noqa: E402
+from tests.conftest import Mosquitto, NatsCluster, PostgresServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TELECARE = str(BIN / "telecare")
@@ -81,12 +83,16 @@ def ingest_to_log(port: int, url: str, total: int, work: Path) -> float:
     return took
 
 
-def detect_drain(url: str, bundle: Path, work: Path, workers: int, tag: str) -> float:
+def detect_drain(url: str, bundle: Path, work: Path, workers: int, tag: str,
+                 db: str | None = None) -> float:
     log = NatsLog(url).open()
+    env = dict(os.environ)
+    if db is not None:
+        env.update(TELECARE_DB_URL=db, TELECARE_DB_USER="telecare")
     durables = [f"detect-{i}-of-{workers}" for i in range(workers)]
     procs = [subprocess.Popen([TELECARE, "detect", "--config", str(bundle), "--data",
                                str(work / f"detect-{tag}-{i}"), "--log", url, "--partition",
-                               f"{i}/{workers}", "--log-level", "warning"])
+                               f"{i}/{workers}", "--log-level", "warning"], env=env)
              for i in range(workers)]
     first: float | None = None
     started = time.perf_counter()
@@ -116,7 +122,12 @@ def main() -> None:
     parser.add_argument("--homes", type=int, default=60)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--part", choices=["all", "ingest", "detect"], default="all")
+    parser.add_argument("--postgres", action="store_true",
+                        help="detection commits to a PostgreSQL started here")
     args = parser.parse_args()
+    postgres = PostgresServer() if args.postgres else None
+    if postgres is not None:
+        postgres.start()
     figures: dict[str, object] = {"cores": os.cpu_count()}
     total = args.messages
     work = Path(tempfile.mkdtemp(prefix="telecare-bench-log-"))
@@ -161,9 +172,12 @@ def main() -> None:
                             "--config", str(bundle), "--out", str(work / "expected.jsonl")],
                            check=True, capture_output=True)
             backtest_s = time.perf_counter() - began
-            one = logged / detect_drain(url, bundle, work, 1, "one")
-            two = logged / detect_drain(url, bundle, work, 2, "two")
-            figures.update({"readings_logged": logged,
+            one = logged / detect_drain(url, bundle, work, 1, "one",
+                                        postgres.database() if postgres else None)
+            two = logged / detect_drain(url, bundle, work, 2, "two",
+                                        postgres.database() if postgres else None)
+            figures.update({"alert_store": "postgresql" if postgres else "embedded",
+                            "readings_logged": logged,
                             "backtest_readings_s (whole command)": round(logged / backtest_s),
                             "detect_1_worker_readings_s": round(one),
                             "detect_2_workers_readings_s": round(two),
@@ -172,6 +186,8 @@ def main() -> None:
     finally:
         nats_node.stop()
         broker.stop()
+        if postgres is not None:
+            postgres.close()
         asyncio.set_event_loop(None)
 
 
