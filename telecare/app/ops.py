@@ -81,6 +81,9 @@ class PipelineCollector(Collector):
             for rule, n in sorted(detect["rule_errors"].items()):
                 errors.add_metric([rule], n)
             yield errors
+            yield CounterMetricFamily("telecare_detect_log_undecodable",
+                                      "messages on the reading log that are not readings,"
+                                      " passed over", value=detect.get("log_undecodable", 0))
             yield CounterMetricFamily("telecare_detect_unknown_home_readings",
                                       "stored readings of homes with no file, not detected on",
                                       value=detect["skipped_unknown"])

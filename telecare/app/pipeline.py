@@ -265,7 +265,9 @@ class Pipeline:
         if self.detect is not None:
             detect: dict[str, Any] = {
                 "rule_errors": dict(self.detect.detector.rule_errors),
-                "skipped_unknown": self.detect.skipped_unknown}
+                "skipped_unknown": self.detect.skipped_unknown,
+                # Messages on the stream that are not readings of ours: passed over, counted.
+                "log_undecodable": getattr(self.detect.log_reader, "undecodable", 0)}
             try:
                 if self.detect.log_reader is not None:
                     # (the stream's count; its age in event time is not asked of the servers)
