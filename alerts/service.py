@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS holds (
 CREATE TABLE IF NOT EXISTS alerts_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 MAX_ATTEMPTS = 12
-CLAIM_S = 120.0  # a claimed notice's lease: longer than any channel's send may take
+CLAIM_S = 60.0  # a claimed notice's lease, renewed while its worker is still sending others
 VERDICTS = ("useful", "false_alarm")
 RESIDENT = "the resident"
 
@@ -330,10 +330,25 @@ class AlertService:
             key = (chan, target, contact, home) if notifier is not None and \
                 notifier.groups else (chan, target, contact, str(row_id))
             batches.setdefault(key, []).append((row_id, attempts, notice))
+        leased_at = time.monotonic()
+        unsent = [row_id for batch in batches.values() for row_id, _, _ in batch]
         for (chan, target, contact, _), batch in batches.items():
+            if self.shared and time.monotonic() - leased_at > CLAIM_S / 3:
+                # Slow channels (each send may take its timeout): the claim on what is still
+                # to send is renewed before it could run out under another worker's eyes.
+                self._renew(conn, unsent)
+                leased_at = time.monotonic()
             batch.sort(key=lambda b: -severity_rank(b[2].alert.severity))
             self._send(conn, store, chan, target, contact, batch)
+            done = {row_id for row_id, _, _ in batch}
+            unsent = [i for i in unsent if i not in done]
         return len(rows)
+
+    def _renew(self, conn: Conn, ids: list[int]) -> None:
+        if ids:
+            conn.execute("UPDATE notifications SET next_attempt = ? WHERE state = 'pending' AND"
+                         " id IN (" + ",".join("?" * len(ids)) + ")",
+                         (self._now() + CLAIM_S, *ids))
 
     def _claim(self, conn: Conn, query: str, args: tuple[object, ...],
                now: float) -> list[Any]:

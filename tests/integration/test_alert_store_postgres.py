@@ -156,3 +156,49 @@ def test_an_alerts_service_started_before_postgresql_waits_for_it_then_delivers(
     finally:
         service.terminate()
         assert service.wait(30) == 0
+
+
+def test_a_worker_slow_to_send_keeps_its_claim_and_no_other_worker_sends_twice(
+        tmp_path: Path, postgres: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each send takes 1.5 s and the lease is 2 s: the claim on what is still to send is
+    renewed as the worker goes, so the second worker, polling all the while, takes none."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import alerts.service
+
+    monkeypatch.setattr(alerts.service, "CLAIM_S", 2.0)
+    heard: list[str] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(1.5)
+            heard.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    config = load_config(write_home(tmp_path / "config", contacts=[
+        {"name": f"c{i}", "webhook": f"{base}/c{i}"} for i in range(3)]))
+    first, second = (AlertService(PgConnection(postgres), config,
+                                  data_dir=tmp_path / f"alerts{i}") for i in range(2))
+    record_with_retry(postgres, [alert(1)])
+    assert first.route() == 1
+    sending = threading.Thread(target=first.deliver, args=("webhook",))
+    sending.start()  # claims all three, then sends them one after another
+    while not heard and sending.is_alive():
+        time.sleep(0.01)
+    stop = threading.Event()
+    polling = threading.Thread(target=second.run, args=(stop, 0.2), daemon=True)
+    polling.start()
+    sending.join(30)
+    stop.set()
+    second.wake.set()
+    polling.join(30)
+    server.shutdown()
+    assert sorted(heard) == ["/c0", "/c1", "/c2"]
