@@ -2,7 +2,8 @@
 
 Stages hand over through the embedded store (the reading log, the alert-event log), so each
 can run in its own process (`telecare ingest`, `telecare detect`, `telecare alerts`; `telecare
-run` starts ingest and detection as child processes, `telecare.app.processes`) or as threads
+run` starts ingest, routine detection and the urgent judge as child processes,
+`telecare.app.processes`) or as threads
 of one (`telecare run --single-process`). A stage wakes the next at once (an event, shared
 between processes where they are apart) instead of waiting for its next poll. Each ingest
 also holds the priority lane (calls for help on a session of their own) and each detection
