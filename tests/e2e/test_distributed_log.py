@@ -103,6 +103,21 @@ def in_database(server: VictoriaMetrics, homes: list[str]) -> list[tuple[str, st
     return out
 
 
+def assert_each_reading_once(server: VictoriaMetrics, readings: Path, forward: Worker,
+                             timeout_s: float) -> None:
+    """Every reading the homes sent is in the time-series database, once."""
+    sent = set()
+    for line in readings.read_text().splitlines():
+        r = json.loads(line)
+        sent.add((r["home"], r["device"], r["kind"],
+                  round(datetime.fromisoformat(r["ts"]).timestamp() * 1000)))
+    homes = sorted({h for h, _, _, _ in sent})
+    assert forward.wait(lambda: len(in_database(server, homes)) >= len(sent), timeout_s), \
+        "".join(forward.lines[-20:])
+    got = in_database(server, homes)
+    assert len(got) == len(set(got)) and set(got) == sent
+
+
 def test_two_detection_workers_on_a_nats_cluster_raise_what_backtest_raises_through_kills(
         tmp_path: Path, mosquitto: Mosquitto, victoria: VictoriaMetrics) -> None:
     bundle = tmp_path / "bundle"
@@ -159,17 +174,7 @@ def test_two_detection_workers_on_a_nats_cluster_raise_what_backtest_raises_thro
         conn = sqlite3.connect(tmp_path / "ingest" / "telecare.db")
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
         conn.close()
-        # Every reading the homes sent is in the time-series database, once.
-        sent = set()
-        for line in (bundle / "readings.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            sent.add((r["home"], r["device"], r["kind"],
-                      round(datetime.fromisoformat(r["ts"]).timestamp() * 1000)))
-        homes = sorted({h for h, _, _, _ in sent})
-        assert forward.wait(lambda: len(in_database(victoria, homes)) >= len(sent), 60), \
-            "".join(forward.lines[-20:])
-        got = in_database(victoria, homes)
-        assert len(got) == len(set(got)) and set(got) == sent
+        assert_each_reading_once(victoria, bundle / "readings.jsonl", forward, 60)
     finally:
         codes = [w.stop() for w in workers]
         cluster.stop()
