@@ -131,12 +131,13 @@ class AlertService:
         row = conn.execute("SELECT value FROM alerts_meta WHERE key='ok_cursor'").fetchone()
         self.ok_cursor = int(row[0]) if row else 0
         self._asked = PerThread(conn, lambda c: c)  # /metrics and /healthz ask from elsewhere
-        # This worker's own folder (the console's link secret, unless the environment gives
-        # it); on the embedded store, the store's.
-        self._data_dir = data_dir
         # Past one machine the store is PostgreSQL, shared by every alerts worker: notices
         # are claimed before sending, and a worker is woken by the others' NOTIFY.
         self.shared = shared(conn)
+        # Where the console's link secret is kept, unless the environment gives it: this
+        # worker's own folder; on the embedded store, by default the store's.
+        self._data_dir = data_dir if data_dir is not None or self.shared \
+            else data_dir_of(conn)  # type: ignore[arg-type]
         # Where the care team's console answers, for the acknowledge link in each notice.
         self.console_url = (os.environ.get("TELECARE_CONSOLE_URL") or "").rstrip("/") or None
         self._link_secret: str | None = None
@@ -336,7 +337,7 @@ class AlertService:
             if self.shared and time.monotonic() - leased_at > CLAIM_S / 3:
                 # Slow channels (each send may take its timeout): the claim on what is still
                 # to send is renewed before it could run out under another worker's eyes.
-                self._renew(conn, unsent)
+                self._lease(conn, unsent, self._now() + CLAIM_S)
                 leased_at = time.monotonic()
             batch.sort(key=lambda b: -severity_rank(b[2].alert.severity))
             self._send(conn, store, chan, target, contact, batch)
@@ -344,11 +345,12 @@ class AlertService:
             unsent = [i for i in unsent if i not in done]
         return len(rows)
 
-    def _renew(self, conn: Conn, ids: list[int]) -> None:
+    @staticmethod
+    def _lease(conn: Conn, ids: list[int], until: float) -> None:
+        """Claimed notices not yet sent are nobody else's until `until`."""
         if ids:
             conn.execute("UPDATE notifications SET next_attempt = ? WHERE state = 'pending' AND"
-                         " id IN (" + ",".join("?" * len(ids)) + ")",
-                         (self._now() + CLAIM_S, *ids))
+                         " id IN (" + ",".join("?" * len(ids)) + ")", (until, *ids))
 
     def _claim(self, conn: Conn, query: str, args: tuple[object, ...],
                now: float) -> list[Any]:
@@ -359,10 +361,7 @@ class AlertService:
         key lets its receiver drop the second copy)."""
         with Transaction(conn) as c:
             rows = c.execute(query + " FOR UPDATE OF n SKIP LOCKED", args).fetchall()
-            if rows:
-                c.execute("UPDATE notifications SET next_attempt = ? WHERE id IN (" +
-                          ",".join("?" * len(rows)) + ")", (now + CLAIM_S,
-                                                            *(r[0] for r in rows)))
+            self._lease(c, [r[0] for r in rows], now + CLAIM_S)
         return list(rows)
 
     def _send(self, conn: Conn, store: AlertStore, channel: str, target: str,
@@ -434,12 +433,9 @@ class AlertService:
         in this worker's data folder (None, and notices go without a link, when a worker
         on a shared store was given neither)."""
         if self._link_secret is None:
-            where = self._data_dir
-            if where is None and not self.shared:
-                where = data_dir_of(self.conn)  # type: ignore[arg-type]
-            if where is None and not os.environ.get("TELECARE_CONSOLE_SECRET"):
+            if self._data_dir is None and not os.environ.get("TELECARE_CONSOLE_SECRET"):
                 return None
-            self._link_secret = console_secret(where or Path("."))
+            self._link_secret = console_secret(self._data_dir or Path("."))
         return self._link_secret
 
     def _now(self) -> float:

@@ -37,11 +37,11 @@ def alert_store_url() -> str | None:
     return os.environ.get("TELECARE_DB_URL") or None
 
 
-def connect_alert_store(data_dir: str | Path, db_url: str | None = None) -> Conn:
+def connect_alert_store(data_dir: str | Path) -> Conn:
     """The alert store's connection (alerts and their events, notifications, escalations,
-    acknowledgements, feedback, detection's checkpoints): PostgreSQL at `db_url` (or
-    TELECARE_DB_URL) past one machine, else the embedded store in `data_dir`."""
-    url = db_url or alert_store_url()
+    acknowledgements, feedback, detection's checkpoints): PostgreSQL at TELECARE_DB_URL
+    (`--db`) past one machine, else the embedded store in `data_dir`."""
+    url = alert_store_url()
     if url:
         from telecare.pgdb import PgConnection
 
@@ -84,6 +84,7 @@ class Transaction:
     """`with Transaction(conn):` BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (BEGIN on
     PostgreSQL)."""
 
+    # Any: the embedded store's own callers use what only sqlite3 has (total_changes).
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 

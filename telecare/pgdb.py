@@ -18,6 +18,7 @@ PGPASSWORD), never from the URL, which ends up in process lists and logs.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 import zlib
@@ -50,8 +51,6 @@ def check_url(url: str) -> str:
 
 def open_raw(url: str, timeout_s: float = 10.0) -> psycopg.Connection[Any]:
     """A psycopg connection (autocommit) with the credentials from the environment."""
-    import os
-
     found = {}
     if os.environ.get("TELECARE_DB_USER"):
         found["user"] = os.environ["TELECARE_DB_USER"]
