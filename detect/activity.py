@@ -3,7 +3,8 @@
 Activity is any resident-made event: movement, a door or cupboard changing state, a flush, an
 appliance switching on, getting into or out of bed or a chair, a pendant press. A device
 repeating an unchanged state (a periodic check-in) is not activity, nor is a room thermometer,
-a vital sign, a fall detector or a gateway heartbeat.
+a vital sign, a fall detector or a gateway heartbeat, nor is a motion sensor that has reported
+without a break for over an hour (stuck on: see `MotionRuns`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ PRESENCE_KINDS = frozenset({"motion", "bed", "chair"})
 BACK_WITHIN = timedelta(minutes=30)
 STATE_KINDS = frozenset({"contact", "bed", "chair"})
 EVENT_KINDS = frozenset({"motion", "flush", "button"})
+# A motion sensor re-reports about once a minute while it sees movement. Someone busy in one
+# room still leaves it quiet now and then; in the four real homes recorded, no run a person
+# made lasted half an hour, while sensors stuck on (in the sun, at a curtain or a heater, or
+# failed) ran for 2 to 220 hours and kept an empty house looking lived in.
+RUN_GAP = timedelta(minutes=2)  # a longer silence ends a run
+STUCK_AFTER = timedelta(hours=1)  # a longer run is the sensor, not the resident
+# Some bed mats (van Kasteren's) pulse for a second as the sleeper turns over, all night:
+# "empty" that soon after "pressed" is a stir in bed, not getting up. (Occupancy mats hold
+# "pressed" for hours, as Ordonez's do; their getting up is unchanged.)
+PULSE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,41 @@ def _describe(kind: str, role: str | None, room: str | None, device: str, value:
     return f"{kind} in the {where}"
 
 
+class MotionRuns:
+    """Each motion sensor's current run of reports (no silence longer than `RUN_GAP`), to
+    tell a sensor stuck on from a person: past `STUCK_AFTER` into a run, its reports are the
+    sensor's, until it falls silent for a moment."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, tuple[datetime, datetime]] = {}  # device: (run began, latest)
+
+    def stuck(self, device: str, ts: datetime) -> bool:
+        """Is this report (movement seen at `ts`) one of a stuck sensor's?"""
+        run = self.runs.get(device)
+        if run is not None and ts <= run[1]:
+            return ts - run[0] > STUCK_AFTER  # a late or repeated report: judge, keep the run
+        began = run[0] if run is not None and ts - run[1] <= RUN_GAP else ts
+        self.runs[device] = (began, ts)
+        return ts - began > STUCK_AFTER
+
+    def began_before(self, device: str, ts: datetime | None) -> bool:
+        """Is the device in a run of reports that began before `ts`?"""
+        run = self.runs.get(device)
+        return ts is not None and run is not None and run[0] < ts
+
+    def cleared(self, device: str, ts: datetime) -> None:
+        """The sensor says it sees no movement now: whatever follows is a new run."""
+        run = self.runs.get(device)
+        if run is not None and ts > run[1]:
+            del self.runs[device]
+
+    def state(self) -> dict[str, list[str]]:
+        return {d: [format_ts(a), format_ts(b)] for d, (a, b) in self.runs.items()}
+
+    def load(self, state: dict[str, list[str]]) -> None:
+        self.runs = {d: (parse_ts(a), parse_ts(b)) for d, (a, b) in state.items()}
+
+
 class ActivityTracker:
     """Keeps each state device's last value, to tell a change from a repeat."""
 
@@ -90,6 +136,9 @@ class ActivityTracker:
         self.elsewhere_at: datetime | None = None  # the last activity outside the bedroom
         self.out = False  # the front or back door, and no sign of life since
         self.pending: tuple[datetime, str] | None = None  # first sign of life after the door
+        self.motion = MotionRuns()
+        self.door_at: datetime | None = None  # the front or back door's latest passage
+        self.pulsed: set[str] = set()  # bed mats whose latest "empty" was a moment's pulse
 
     def _away(self, ts: datetime, device: str, exit_door: bool) -> bool:
         """May the resident be out after this event? After the front or back door, yes,
@@ -99,6 +148,9 @@ class ActivityTracker:
         (a real one, stuck on for five hours in the sun) must not bring the resident home."""
         if exit_door:
             self.out, self.pending = True, None
+            self.door_at = ts
+        elif self.out and self.motion.began_before(device, self.door_at):
+            pass  # a motion sensor reporting on since before the door saw no one come in
         elif self.out:
             first = self.pending
             if first is None or ts - first[0] > BACK_WITHIN or device == first[1]:
@@ -127,15 +179,29 @@ class ActivityTracker:
         key = f"{r.device}|{r.kind}"
         if r.kind not in STATE_KINDS and r.kind != "power" and r.kind not in EVENT_KINDS:
             return None
-        if r.kind in EVENT_KINDS:
+        if r.kind == "motion":
+            if r.value < 1:
+                self.motion.cleared(r.device, r.ts)
+            changed = r.value >= 1 and not self.motion.stuck(r.device, r.ts)
+        elif r.kind in EVENT_KINDS:
             changed = r.value >= 1
         else:
             prev_ts = self.last_ts.get(key)
             if prev_ts is not None and r.ts < prev_ts:
                 return None  # a late report of an old state says nothing about now
             prev = self.last_value.get(key)
-            self.last_value[key] = r.value
+            pulse = False
+            if r.kind == "bed" and prev is not None:
+                if r.value < 1 <= prev and prev_ts is not None and r.ts - prev_ts <= PULSE:
+                    pulse = True  # pressed for a moment: someone turning over, still in bed
+                elif r.value >= 1 and key in self.pulsed:
+                    prev = 0.0  # pressed again after a pulse: another stir in bed
+            self.last_value[key] = 1.0 if pulse else r.value
             self.last_ts[key] = r.ts
+            if pulse:
+                self.pulsed.add(key)
+            else:
+                self.pulsed.discard(key)
             if r.kind == "power":
                 was_on = prev is not None and prev >= self.power_on_watts
                 changed = r.value >= self.power_on_watts and not was_on
@@ -152,7 +218,7 @@ class ActivityTracker:
         room = device.room if device else None
         exit_door = role in EXIT_ROLES
         away = self._away(r.ts, r.device, exit_door)
-        if r.kind == "bed" and r.value >= 1:
+        if r.kind == "bed" and self.last_value[key] >= 1:
             self.bed_at = r.ts
         elif r.kind != "bed" and room is not None and room != "bedroom" and \
                 (self.elsewhere_at is None or r.ts > self.elsewhere_at):
@@ -161,7 +227,8 @@ class ActivityTracker:
             ts=r.ts,
             device=r.device,
             room=room,
-            what=_describe(r.kind, role, room, r.device, r.value),
+            what="moved in bed" if key in self.pulsed and r.value < 1 else
+            _describe(r.kind, role, room, r.device, r.value),
             exit_door=exit_door,
             in_bed=self.in_bed,
             in_chair=self.in_chair,
@@ -178,6 +245,9 @@ class ActivityTracker:
             "elsewhere_at": format_ts(self.elsewhere_at) if self.elsewhere_at else None,
             "out": self.out,
             "pending": [format_ts(self.pending[0]), self.pending[1]] if self.pending else None,
+            "motion_runs": self.motion.state(),
+            "door_at": format_ts(self.door_at) if self.door_at else None,
+            "pulsed": sorted(self.pulsed),
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -189,3 +259,6 @@ class ActivityTracker:
         self.out = bool(state.get("out", False))
         pending = state.get("pending")
         self.pending = (parse_ts(pending[0]), pending[1]) if pending else None
+        self.motion.load(state.get("motion_runs", {}))
+        self.door_at = parse_ts(state["door_at"]) if state.get("door_at") else None
+        self.pulsed = set(state.get("pulsed", []))

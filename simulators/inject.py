@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from detect.activity import KITCHEN_ROLES
+from detect.activity import KITCHEN_ROLES, MotionRuns
 from telecare.reading import Reading, format_ts, parse_jsonl_line, parse_ts
 
 RESIDENT = frozenset({"motion", "contact", "bed", "chair", "flush", "power", "button"})
@@ -146,13 +146,21 @@ Injected = tuple[list[Reading], dict[str, Any]]
 
 def _acts(readings: list[Reading]) -> list[Reading]:
     """The resident's doings: events, and state changes (a device repeating its state, a
-    check-in, is not one; a plug counts when it switches on)."""
+    check-in, is not one; a plug counts when it switches on; a motion sensor stuck on is not
+    the resident, as detection judges it)."""
     last: dict[str, float] = {}
+    motion = MotionRuns()
     out = []
     for r in sorted(readings, key=lambda r: r.ts):
         if r.kind not in RESIDENT:
             continue
-        if r.kind in ("motion", "flush", "button"):
+        if r.kind == "motion":
+            if r.value < 1:
+                motion.cleared(r.device, r.ts)
+            elif not motion.stuck(r.device, r.ts):
+                out.append(r)
+            continue
+        if r.kind in ("flush", "button"):
             if r.value >= 1:
                 out.append(r)
             continue

@@ -128,8 +128,8 @@ class Inactivity(Rule):
             # the quiet that follows is not the night's rest.
             self.rest = None
             return
-        if now - last.ts < REST_PIECE:
-            return
+        if now - last.ts < REST_PIECE and not last.in_bed:
+            return  # (a stir in bed, a mat's pulse under a restless sleeper, is still rest)
         start, end = last.ts.timestamp(), now.timestamp()
         if self.rest is not None and start - self.rest[1] <= TRIP.total_seconds():
             self.rest[1] = end  # a short trip between two pieces of rest: one rest

@@ -76,16 +76,24 @@ def test_a_long_lie_is_never_injected_into_an_empty_house(tmp_path: Path) -> Non
 
     description = {"home": "h1", "timezone": "UTC", "devices": [
         {"id": "bath-pir", "kind": "motion", "room": "bathroom"},
-        {"id": "kitchen-pir", "kind": "motion", "room": "kitchen"}]}
+        {"id": "kitchen-pir", "kind": "motion", "room": "kitchen"},
+        {"id": "fridge", "kind": "contact", "room": "kitchen", "role": "fridge"}]}
     start = datetime(2026, 1, 5, tzinfo=UTC)
     stuck = [Reading("h1", "bath-pir", "motion", 1.0, start + timedelta(minutes=m))
              for m in range(0, 20 * 24 * 60)]
     assert long_lie(Home("h1", description, stuck), random.Random(1)) is None
-    # A second device about the house in the mornings makes it someone at home...
-    mornings = [Reading("h1", "kitchen-pir", "motion", 1.0,
-                        start + timedelta(days=d, hours=10, minutes=m))
-                for d in range(20) for m in range(0, 60, 10)]
-    home = Home("h1", description, sorted(stuck + mornings, key=lambda r: r.ts))
+    # One device besides it is not enough: a motion sensor on without a break for hours is
+    # the sensor, not a second sign of the resident (detection judges it so too).
+    kitchen = [Reading("h1", "kitchen-pir", "motion", 1.0,
+                       start + timedelta(days=d, hours=10, minutes=m))
+               for d in range(20) for m in range(0, 60, 10)]
+    home = Home("h1", description, sorted(stuck + kitchen, key=lambda r: r.ts))
+    assert long_lie(home, random.Random(1)) is None
+    # Two devices about the house in the mornings make it someone at home...
+    fridge = [Reading("h1", "fridge", "contact", float(m % 20 == 0),
+                      start + timedelta(days=d, hours=10, minutes=m + 5))
+              for d in range(20) for m in range(0, 60, 10)]
+    home = Home("h1", description, sorted(stuck + kitchen + fridge, key=lambda r: r.ts))
     assert long_lie(home, random.Random(1)) is not None
     # ... unless the recording's annotations say they were out then.
     out = [(start + timedelta(days=d, hours=9), start + timedelta(days=d, hours=19))

@@ -539,3 +539,87 @@ def test_where_going_out_is_not_seen_the_learning_week_allows_an_afternoon_out(
     assert [a.raised_at.date() for a in alerts] == [day]
     assert alerts[0].evidence["threshold_minutes"] == 7 * 60
     assert "for a home where going out is not seen" in alerts[0].message
+
+
+BATHROOM_PIR = {"id": "bathroom-pir", "kind": "motion", "room": "bathroom"}
+
+
+def test_a_motion_sensor_on_for_hours_does_not_hide_a_long_lie(tmp_path: Path) -> None:
+    # Van Kasteren's houses: motion sensors stuck on, a report a minute, for 2 to 220 hours
+    # (the bathroom's for nine days while he was away). Taken for the resident, such a sensor
+    # hid any silence beside it; past an hour without a break it is the sensor's doing.
+    config = config_for(tmp_path, devices=[*DEVICES, BATHROOM_PIR], rules=only("inactivity"))
+    day = START
+    morning = [r for r in day_of_life(day) if r.ts <= at(day, "10:00") or r.kind == "heartbeat"]
+    stuck = [reading("bathroom-pir", "motion", 1, t)
+             for t in every(at(day, "09:30"), at(day, "20:00"), M)]
+    alerts = run(Detector(config), morning + stuck)
+    assert [a.rule for a in alerts] == ["inactivity"]
+    # Its first hour counted (a person can be busy in one room that long): the plan's 3 h
+    # run from 10:30.
+    assert alerts[0].evidence["last_activity"] == "movement in the bathroom"
+    assert at(day, "13:29") <= alerts[0].raised_at <= at(day, "13:31")
+    # A sensor that pauses now and then is someone moving about: no alert.
+    moving = [reading("bathroom-pir", "motion", 1, t)
+              for t in every(at(day, "09:30"), at(day, "20:00"), M)
+              if (t - at(day, "09:30")) % (40 * M) < 30 * M]
+    assert run(Detector(config), morning + moving) == []
+
+
+def test_a_sensor_on_since_before_the_door_does_not_bring_the_resident_home(
+        tmp_path: Path) -> None:
+    # Van Kasteren's house C: the bathtub sensor came on minutes before he left and stayed on
+    # for nine hours; with the couch mat's twitches it read as two devices, someone home, and
+    # the afternoon out as a long lie.
+    config = config_for(tmp_path, devices=[*DEVICES, BATHROOM_PIR], rules=only("inactivity"))
+    day = START
+    out = [r for r in day_of_life(day) if r.ts <= at(day, "13:50") or r.kind == "heartbeat"]
+    out += [reading("bathroom-pir", "motion", 1, t)
+            for t in every(at(day, "13:53"), at(day, "23:00"), M)]
+    out += [reading("front-door", "contact", 1, at(day, "14:00")),
+            reading("front-door", "contact", 0, at(day, "14:00") + M / 2)]
+    out += [reading("bedroom-pir", "motion", 1, at(day, t)) for t in ("14:05", "15:29")]
+    assert run(Detector(config), out) == []
+    # A second device that was not already on when the door went: home, and the clock runs.
+    out.append(reading("kitchen-pir", "motion", 1, at(day, "15:35")))
+    assert [a.rule for a in run(Detector(config), out)] == ["inactivity"]
+
+
+def test_a_bed_mat_that_pulses_as_the_sleeper_turns_over_keeps_them_in_bed(
+        tmp_path: Path) -> None:
+    # Van Kasteren's mats read "pressed" for a second at a time, all night: each release
+    # was "got out of bed", and a late sleeper's morning in bed ran the inactivity clock
+    # from the last twitch (van Kasteren B: an alert at 10:59 while he slept until 11:38).
+    config = config_for(tmp_path, rules=only("inactivity"))
+    day = START + timedelta(days=1)
+    out = [r for r in day_of_life(START) if r.ts < at(START, "22:00")]
+    out += [reading("hub", "heartbeat", 1, t) for t in every(at(day, "00:00"),
+                                                              at(day, "14:00"), 30 * M)]
+    for t in every(at(START, "23:30"), at(day, "08:00"), 25 * M):  # then still until 11:30
+        out += [reading("bed-mat", "bed", 1, t), reading("bed-mat", "bed", 0, t + timedelta(
+            seconds=1))]
+    out += [reading("kitchen-pir", "motion", 1, at(day, "11:40"))]
+    assert run(Detector(config), out) == []
+    # Off the mat for longer than a pulse is getting up: then the clock runs as before.
+    up = [r for r in out if r.ts < at(day, "08:00") or r.kind == "heartbeat"] + [
+        reading("bed-mat", "bed", 1, at(day, "08:00")),
+        reading("bed-mat", "bed", 0, at(day, "08:05"))]
+    assert [a.rule for a in run(Detector(config), up)] == ["inactivity"]
+
+
+def test_a_restless_sleepers_bedtime_is_learned_from_a_mat_that_pulses(
+        tmp_path: Path) -> None:
+    # Each twitch of a pulsing mat broke the night into pieces shorter than an hour, so no
+    # night's rest was found and van Kasteren B, in bed at 01:00 to 03:00, kept the plan's
+    # waking hours to 22:00: an evening lie at 18:30 waited for the next morning.
+    config = config_for(tmp_path, rules=only("inactivity"))
+    readings = [r for r in late_evenings(14) if r.kind != "bed"]
+    for i in range(14):
+        night = at(START + timedelta(days=i + 1), "01:00")
+        for t in every(night, night + 8 * H, 15 * M):
+            readings += [reading("bed-mat", "bed", 1, t),
+                         reading("bed-mat", "bed", 0, t + timedelta(seconds=1))]
+    detector = Detector(config)
+    run(detector, readings)
+    rule = next(r for r in detector.home("h001").rules if r.name == "inactivity")
+    assert rule.window[1].strftime("%H:%M") == "01:00"
