@@ -14,6 +14,10 @@ itself, but its silence while the rest of the home is busy does: it is judged by
 activity events the other devices saw since its own last event, against the most it has
 usually let pass (learned per device; daytime events only), and only after
 `QUIET_EVENT_SENSOR` hours.
+
+A motion sensor that reports without a break for over an hour is stuck on (see
+`detect.activity.MotionRuns`): detection stops taking it for the resident, and the technical
+team is told once, until it has reported as usual for a day.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ EVENT_ONLY = frozenset({"motion", "flush"})
 QUIET_EVENT_SENSOR = timedelta(hours=6)
 MIN_OTHER_EVENTS = 80  # never fewer events elsewhere than this before a sensor is suspect
 LEARN_EVENT_GAPS = 100  # gaps learned before an event-only sensor is judged
+STUCK_CLEARED = timedelta(hours=24)  # ordinary reports this long after the last stuck one
 
 
 class DeviceHealthSettings(RuleSettings):
@@ -61,6 +66,8 @@ class DeviceHealth(Rule):
         self.gaps: dict[str, list[float]] = {}  # recent gaps in minutes
         self.offline: dict[str, Alert] = {}
         self.low: dict[str, Alert] = {}
+        self.stuck: dict[str, Alert] = {}
+        self.stuck_seen: dict[str, datetime] = {}  # each motion sensor's latest stuck report
         self._limits: dict[str, timedelta] = {}
         self._next: datetime | None = None  # cached: asked after every reading
         # When each regular, online device is overdue, and a heap of those times (stale
@@ -188,6 +195,8 @@ class DeviceHealth(Rule):
                 self._set_due(key)
                 out.append(alert.resolve(reading.ts, f"{key} reported again at "
                                                      f"{when(reading.ts, self.tz)}."))
+        if reading.kind == "motion" and reading.value >= 1:
+            out.extend(self._stuck_on(reading, activity))
         if activity is not None:
             out.extend(self._event_sensors(reading, activity))
         if reading.battery is not None:
@@ -205,6 +214,29 @@ class DeviceHealth(Rule):
                 out.append(alert.resolve(reading.ts, f"Battery of {key} at "
                                                      f"{reading.battery:g}%: replaced."))
         return out
+
+    def _stuck_on(self, reading: Reading, activity: Activity | None) -> list[Alert]:
+        """Movement the activity tracker did not take for the resident is a sensor stuck on."""
+        key = reading.device
+        if activity is None:
+            self.stuck_seen[key] = reading.ts
+        if activity is None and key not in self.stuck:
+            self.stuck[key] = self.firing(
+                reading.ts, self.settings.severity,
+                f"{key} (motion) has reported movement without a break for over an hour "
+                f"(at {when(reading.ts, self.tz)}): it is probably stuck on (sunlight, a heater "
+                "or a curtain in its view, or a fault). Its reports are not taken as the "
+                "resident's until it pauses. Check it.",
+                {"device": key, **TECHNICAL}, key=key, rule="sensor_stuck")
+            return [self.stuck[key]]
+        # Resolved after a day of ordinary reports: a sensor stuck on most afternoons (in
+        # the sun: van Kasteren C's bathtub sensor) is one fault to fix, not one a day.
+        if activity is not None and key in self.stuck and \
+                reading.ts - self.stuck_seen.get(key, reading.ts) >= STUCK_CLEARED:
+            return [self.stuck.pop(key).resolve(
+                reading.ts, f"{key} has reported movement as usual since "
+                            f"{when(self.stuck_seen[key], self.tz)}.")]
+        return []
 
     def _event_sensors(self, reading: Reading, activity: Activity) -> list[Alert]:
         out: list[Alert] = []
@@ -230,7 +262,8 @@ class DeviceHealth(Rule):
             if device == key:
                 continue
             self.others_since[device] += 1
-            if device in self.offline or device not in self._usual_most or \
+            if device in self.offline or device in self.stuck or \
+                    device not in self._usual_most or \
                     len(self.event_gaps[device]) < LEARN_EVENT_GAPS:
                 continue
             usual_most = self._usual_most[device]
@@ -279,7 +312,9 @@ class DeviceHealth(Rule):
                 "event_gaps": self.event_gaps, "values": self.values,
                 "repeats": self.repeats,
                 "offline": {d: a.to_json_obj() for d, a in self.offline.items()},
-                "low": {d: a.to_json_obj() for d, a in self.low.items()}}
+                "low": {d: a.to_json_obj() for d, a in self.low.items()},
+                "stuck": {d: a.to_json_obj() for d, a in self.stuck.items()},
+                "stuck_seen": {d: format_ts(t) for d, t in self.stuck_seen.items()}}
 
     def load(self, state: dict[str, Any]) -> None:
         self.last = {d: parse_ts(t) for d, t in state.get("last", {}).items()}
@@ -294,6 +329,8 @@ class DeviceHealth(Rule):
                             for d, g in self.event_gaps.items() if g}
         self.offline = {d: Alert.from_json_obj(a) for d, a in state.get("offline", {}).items()}
         self.low = {d: Alert.from_json_obj(a) for d, a in state.get("low", {}).items()}
+        self.stuck = {d: Alert.from_json_obj(a) for d, a in state.get("stuck", {}).items()}
+        self.stuck_seen = {d: parse_ts(t) for d, t in state.get("stuck_seen", {}).items()}
         self._limits = {}
         self._is_regular = {}
         self._recompute()

@@ -133,11 +133,7 @@ class DailyPattern(Rule):
         within PASSAGE is the same passage), 'inside' for a sign of life in the home, None
         for neither (the door closing)."""
         if not activity.exit_door:
-            # A motion sensor alone after the door is no sign of life yet (see
-            # ActivityTracker): one flickering in an empty house (van Kasteren B's kitchen,
-            # the days he was away) does not bring them home. A flush, a cupboard, the fridge
-            # are someone's doing.
-            return None if activity.away and activity.kind == "motion" else "inside"
+            return "inside"
         if activity.kind == "contact" and not activity.what.endswith("opened"):
             return None
         last, self.last_passage = self.last_passage, activity.ts

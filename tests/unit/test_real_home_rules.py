@@ -623,3 +623,25 @@ def test_a_restless_sleepers_bedtime_is_learned_from_a_mat_that_pulses(
     run(detector, readings)
     rule = next(r for r in detector.home("h001").rules if r.name == "inactivity")
     assert rule.window[1].strftime("%H:%M") == "01:00"
+
+
+def test_a_motion_sensor_stuck_on_is_told_to_the_technical_team_once_per_fault(
+        tmp_path: Path) -> None:
+    config = config_for(tmp_path, devices=[*DEVICES, BATHROOM_PIR], rules=only("device_health"))
+    day = START
+    out = [reading("bathroom-pir", "motion", 1, t)
+           for t in every(at(day, "09:30"), at(day, "20:00"), M)]
+    # Paused, then ordinary visits; stuck again for two hours the next afternoon: the same
+    # fault, still open. Ordinary for a day after that: resolved.
+    out.append(reading("bathroom-pir", "motion", 1, at(day, "20:30")))
+    out += [reading("bathroom-pir", "motion", 1, t)
+            for t in every(at(day + timedelta(days=1), "14:00"),
+                           at(day + timedelta(days=1), "16:00"), M)]
+    visits = [at(day + timedelta(days=d), "08:00") for d in (2, 3)]
+    out += [reading("bathroom-pir", "motion", 1, t) for t in visits]
+    alerts = [a for a in run(Detector(config), out) if a.rule == "sensor_stuck"]
+    assert len(alerts) == 1
+    stuck = alerts[0]
+    assert stuck.severity == "low" and stuck.evidence["audience"] == "technical"
+    assert at(day, "10:30") < stuck.raised_at <= at(day, "10:32")
+    assert stuck.status == "resolved" and stuck.resolved_at == visits[1]

@@ -429,30 +429,6 @@ def test_a_silent_kitchen_after_a_homecoming_in_a_contacts_only_home_is_skipped_
     assert run(Detector(config), ordinary + away + morning) == []
 
 
-def test_a_kitchen_motion_sensor_flickering_after_the_door_is_not_someone_home(
-        tmp_path: Path) -> None:
-    # Van Kasteren B left on a Friday for nine days; his kitchen motion sensor went on
-    # firing now and then in the empty flat, so each day read as a day in without a meal (a
-    # medium alert for skipped meals). A motion sensor alone after the door is not a sign
-    # of life: the days until the homecoming are out, neither judged nor learned.
-    devices = [*CONTACTS_ONLY, {"id": "kitchen-pir", "kind": "motion", "room": "kitchen"}]
-    config = config_for(tmp_path, rules=only("meals"), devices=devices)
-    ordinary = [r for i in range(8) for r in contacts_day(START + timedelta(days=i))]
-    gone = contacts_day(START + timedelta(days=8), meals=False, out=("14:00",))
-    gone += [reading("kitchen-pir", "motion", 1, t) for i in range(8, 10)
-             for t in every(at(START + timedelta(days=i), "15:00"),
-                            at(START + timedelta(days=i), "20:00"), 40 * M)]
-    back = [reading("front-door", "contact", 1, at(START + timedelta(days=10), "07:00")),
-            *contacts_day(START + timedelta(days=10), out=None)]
-    assert run(Detector(config), ordinary + gone + back) == []
-    # The same flicker with the resident seen in (the morning's flushes, no door): judged.
-    stayed = [r for i in range(8, 10)
-              for r in contacts_day(START + timedelta(days=i), meals=False, out=None)]
-    stayed += [r for r in gone if r.kind == "motion"]
-    alerts = run(Detector(config), ordinary + stayed + back)
-    assert [a.rule for a in alerts] == ["meals"]
-
-
 def test_a_door_and_then_silence_past_bedtime_waits_for_the_next_sign(
         tmp_path: Path) -> None:
     # The door at 15:00 and nothing after it by the day's judgement at 22:30: out for the
