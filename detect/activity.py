@@ -34,6 +34,9 @@ STUCK_AFTER = timedelta(hours=1)  # a longer run is the sensor, not the resident
 # "empty" that soon after "pressed" is a stir in bed, not getting up. (Occupancy mats hold
 # "pressed" for hours, as Ordonez's do; their getting up is unchanged.)
 PULSE = timedelta(seconds=10)
+# A motion sensor by the door often sees someone coming in a moment before the door's contact
+# reports them (van Kasteren B: the kitchen sensor 13 s before the front door, then cooking).
+AT_THE_DOOR = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +152,8 @@ class ActivityTracker:
         if exit_door:
             self.out, self.pending = True, None
             self.door_at = ts
-        elif self.out and self.motion.began_before(device, self.door_at):
+        elif self.out and self.door_at is not None and \
+                self.motion.began_before(device, self.door_at - AT_THE_DOOR):
             pass  # a motion sensor reporting on since before the door saw no one come in
         elif self.out:
             first = self.pending

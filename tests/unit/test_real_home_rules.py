@@ -585,6 +585,31 @@ def test_a_sensor_on_since_before_the_door_does_not_bring_the_resident_home(
     assert [a.rule for a in run(Detector(config), out)] == ["inactivity"]
 
 
+def test_a_sensor_that_sees_the_resident_come_in_before_the_door_reports_brings_them_home(
+        tmp_path: Path) -> None:
+    # Van Kasteren's house B: the kitchen sensor saw him 13 s before the front door's contact
+    # reported, and went on seeing him cooking (the stove's lid); a fall at 13:10 was missed,
+    # as if that sensor had been on since before he came in.
+    config = config_for(tmp_path, devices=[*DEVICES, BATHROOM_PIR], rules=only("inactivity"))
+    day = START
+    home = [r for r in day_of_life(day) if r.ts <= at(day, "11:00") or r.kind == "heartbeat"]
+    home += [reading("front-door", "contact", 1, at(day, "11:05")),
+             reading("front-door", "contact", 0, at(day, "11:05") + M / 2)]  # out
+    back = at(day, "13:00")
+    came_in = [reading("kitchen-pir", "motion", 1, t)
+               for t in every(back - timedelta(seconds=13), back + 8 * M, M / 3)]
+    came_in += [reading("front-door", "contact", 1, back),
+                reading("front-door", "contact", 0, back + timedelta(seconds=5)),
+                reading("kettle-plug", "power", 1500, back + 5 * M),
+                reading("kettle-plug", "power", 0, back + 8 * M)]
+    alerts = run(Detector(config), home + came_in)
+    assert [a.rule for a in alerts] == ["inactivity"]
+    # The same sensor on from a minute and more before the door saw no one come in.
+    early = [reading("kitchen-pir", "motion", 1, t)
+             for t in every(back - 3 * M, back, M / 3)]
+    assert run(Detector(config), home + early + came_in) == []
+
+
 def test_a_bed_mat_that_pulses_as_the_sleeper_turns_over_keeps_them_in_bed(
         tmp_path: Path) -> None:
     # Van Kasteren's mats read "pressed" for a second at a time, all night: each release
