@@ -22,10 +22,6 @@ are known the waking hours run to the earlier quartile of those bedtimes (the pl
 01:30 and falls at 17:00 is not left on the floor until the next morning because the plan
 said 22:00. Spells are kept with their instants, so what they count as waking time follows
 the window when it moves.
-
-A morning in which the resident has not yet been seen up (only the bedroom has stirred since
-the night) is the not-up rule's: its waking hours until `UP_BY` do not count, so one silence
-is one call; a fall after getting out of bed still counts from then.
 """
 
 from __future__ import annotations
@@ -53,10 +49,6 @@ NIGHT_CORE = 4.0  # hours after midnight, local
 MAIN_REST = timedelta(hours=3)
 BED_NIGHTS = 5  # bedtimes known before the waking hours follow them
 LATEST_END = 27.0  # 03:00 the next day, in hours from the evening's midnight
-# A morning in which the resident has only stirred in the bedroom is not_up's to judge (one
-# call for one silence: van Kasteren B's late morning raised both, 14 min apart); if they
-# are still not seen up by noon, the inactivity clock runs from then.
-UP_BY = time(12)
 
 
 class InactivitySettings(RuleSettings):
@@ -99,7 +91,6 @@ class Inactivity(Rule):
         self.bedtimes: list[list[float]] = []
         self.rest: list[float] | None = None
         self.window = (settings.waking_hours.start, settings.waking_hours.end)
-        self.up_day: int | None = None  # local day ordinal the resident was last seen up
 
     def _learn(self, last: Activity | None, now: datetime, flagged: bool) -> None:
         day = now.astimezone(self.tz).toordinal()
@@ -212,10 +203,6 @@ class Inactivity(Rule):
             return []
         if activity.away and not activity.exit_door:
             return []  # gone out, and no sure sign of life yet (see ActivityTracker)
-        local = activity.ts.astimezone(self.tz)
-        if not activity.in_bed and (activity.room != "bedroom" or activity.kind == "bed") \
-                and local.hour >= NIGHT_CORE:
-            self.up_day = local.toordinal()  # out of bed or out of the bedroom: up today
         # A spell flagged against their own learned limit is not learned from; one flagged
         # against the plan's default while learning still is (a late riser is not ill
         # every morning of the first week).
@@ -243,33 +230,8 @@ class Inactivity(Rule):
         last = self.last
         if last is None or last.exit_door or last.in_bed:
             return None  # no history yet, gone out, or resting in bed
-        threshold = self._threshold(last)
-        deadline = add_window_time(last.ts, threshold, self.window[0], self.window[1], self.tz)
-        noon = self._not_up_until(last)
-        if noon is None:
-            return deadline
-        # The waking hours of a morning not yet up do not count (see `UP_BY`).
-        morning = datetime.combine(noon.astimezone(self.tz).date(), self.window[0],
-                                   tzinfo=self.tz)
-        if deadline <= morning:
-            return deadline
-        counted = window_time_between(last.ts, max(morning, last.ts), self.window[0],
-                                      self.window[1], self.tz)
-        return add_window_time(noon, threshold - counted, self.window[0], self.window[1],
+        return add_window_time(last.ts, self._threshold(last), self.window[0], self.window[1],
                                self.tz)
-
-    def _not_up_until(self, last: Activity) -> datetime | None:
-        """Noon of the morning after a last stir in the bedroom, if the resident had not yet
-        been seen up that morning; None if the clock runs as usual."""
-        if last.room != "bedroom":
-            return None
-        local = last.ts.astimezone(self.tz)
-        day = local.date()
-        if local.time() >= UP_BY:
-            day += timedelta(days=1)  # to bed: the next morning
-        elif self.up_day == local.toordinal():
-            return None  # up and about this morning, then back to the bedroom
-        return datetime.combine(day, UP_BY, tzinfo=self.tz).astimezone(UTC)
 
     def _threshold(self, last: Activity) -> timedelta:
         # Sitting in a chair with a pressure mat (watching TV, dozing) is resting, not lying
@@ -299,13 +261,10 @@ class Inactivity(Rule):
                      f"the last {KEEP_DAYS} days (the longest: {hours_minutes(longest)})")
         else:
             basis = "the limit in their plan (they are seldom this quiet at this time of day)"
-        noon = self._not_up_until(last)
-        counted = "" if noon is None or noon >= self._deadline else \
-            f" (the morning until {when(noon, self.tz)} not counted: they were not seen up)"
         message = (
             f"No activity seen at home since {when(last.ts, self.tz)} "
             f"(last: {last.what}), and the resident has not gone out. "
-            f"That is {threshold} of waking hours{counted}, {basis}. "
+            f"That is {threshold} of waking hours, {basis}. "
             "They may have fallen: call them now, and send someone if there is no answer."
         )
         self.open = self.firing(
@@ -336,7 +295,6 @@ class Inactivity(Rule):
             "spells": self.spells, "first_day": self.first_day,
             "bedtimes": self.bedtimes, "rest": self.rest,
             "window": [self.window[0].strftime("%H:%M"), self.window[1].strftime("%H:%M")],
-            "up_day": self.up_day,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -351,7 +309,6 @@ class Inactivity(Rule):
         self.first_day = state.get("first_day")
         self.bedtimes = [list(b) for b in state.get("bedtimes", [])]
         self.rest = state.get("rest")
-        self.up_day = state.get("up_day")
         # The window the saved spells were measured in; measured again only if the plan's
         # waking hours have changed since (not for every late sleeper at every start-up).
         plan = self.settings.waking_hours

@@ -670,37 +670,3 @@ def test_a_motion_sensor_stuck_on_is_told_to_the_technical_team_once_per_fault(
     assert stuck.severity == "low" and stuck.evidence["audience"] == "technical"
     assert at(day, "10:30") < stuck.raised_at <= at(day, "10:32")
     assert stuck.status == "resolved" and stuck.resolved_at == visits[1]
-
-
-def test_a_morning_not_yet_up_is_one_call_not_two(tmp_path: Path) -> None:
-    # Van Kasteren B, a late morning in his first week: the bedroom sensor at 09:34, 09:45
-    # and 10:16, nothing else until 13:39. Inactivity called at 13:16 ("no activity since
-    # 10:16") and not-up at 13:30, for one silence. Before they are seen up, the morning is
-    # not-up's; inactivity counts from noon if they are still not seen by then. (His bed
-    # mats said nothing those mornings: a home without one here.)
-    devices = [d for d in DEVICES if d["id"] != "bed-mat"]
-    config = config_for(tmp_path, devices=devices, rules=only("inactivity", "not_up"))
-    readings = [r for i in range(3) for r in day_of_life(START + timedelta(days=i))
-                if r.device != "bed-mat"]
-    readings += [reading("bedroom-pir", "motion", 1, at(START + timedelta(days=i), "22:30"))
-                 for i in range(3)]  # to bed
-    day = START + timedelta(days=3)
-    late = [r for r in day_of_life(day, up=None) if r.ts < at(day, "13:00")
-            and r.device not in ("kettle-plug", "toilet", "kitchen-pir", "bed-mat")]
-    late += [reading("bedroom-pir", "motion", 1, at(day, t)) for t in ("09:34", "10:16")]
-    late += [reading("hub", "heartbeat", 1, t)
-             for t in every(at(day, "13:00"), at(day, "16:00"), 30 * M)]
-    up_late = [reading("kitchen-pir", "motion", 1, at(day, "13:39"))]
-    alerts = run(Detector(config), readings + late + up_late)
-    assert [a.rule for a in alerts] == ["not_up"]
-    # Still not seen by 15:00: the lie is inactivity's too, from noon.
-    alerts = run(Detector(config), readings + late)
-    assert [a.rule for a in alerts] == ["not_up", "inactivity"]
-    assert alerts[1].raised_at == at(day, "15:00")
-    assert "the morning until" in alerts[1].message
-    # Seen up first (the kitchen at 08:00), then quiet after the bedroom at 10:16: inactivity
-    # from 10:16, as before.
-    up = late + [reading("kitchen-pir", "motion", 1, at(day, "08:00"))]
-    alerts = run(Detector(config), readings + up)
-    lie = [a for a in alerts if a.rule == "inactivity"]
-    assert len(lie) == 1 and lie[0].raised_at == at(day, "13:16")
