@@ -22,6 +22,10 @@ are known the waking hours run to the earlier quartile of those bedtimes (the pl
 01:30 and falls at 17:00 is not left on the floor until the next morning because the plan
 said 22:00. Spells are kept with their instants, so what they count as waking time follows
 the window when it moves.
+
+A morning's quiet in the bedroom (a lie-in with a mat that does not see them, or none) is
+learned for the mornings only: it does not raise the limit for the rest of the day, where a
+fall in the evening would wait behind it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ NIGHT_CORE = 4.0  # hours after midnight, local
 MAIN_REST = timedelta(hours=3)
 BED_NIGHTS = 5  # bedtimes known before the waking hours follow them
 LATEST_END = 27.0  # 03:00 the next day, in hours from the evening's midnight
+# Quiet in the bedroom that began before this hour is a morning's: van Kasteren B's lie-in
+# from 10:16 to 13:39 (silent mats) was learned as a 3 h 23 min ordinary spell "by day", and
+# a fall at 18:26 then waited 3 h 53 min, past his bedtime.
+MORNING_UNTIL = 12.0
 
 
 class InactivitySettings(RuleSettings):
@@ -103,7 +111,10 @@ class Inactivity(Rule):
                 now - last.ts < SHORTEST_KEPT:  # most gaps: seconds, never worth keeping
             return
         # Kept whatever part of it fell in waking hours: the window may move to cover it.
-        self.spells.append(self._spell(last.ts.timestamp(), now.timestamp()))
+        spell = self._spell(last.ts.timestamp(), now.timestamp())
+        if last.room == "bedroom" and spell[1] < MORNING_UNTIL:
+            spell[3] = 0  # a morning in the bedroom: near the mornings only
+        self.spells.append(spell)
         self.spells = [s for s in self.spells if s[0] > day - KEEP_DAYS]
         self._cache.clear()
 
@@ -165,8 +176,15 @@ class Inactivity(Rule):
         if window == self.window:
             return
         self.window = window
-        self.spells = [self._spell(s[4], s[5]) if len(s) > 5 else s for s in self.spells]
+        self.spells = [self._measured_again(s) if len(s) > 5 else s for s in self.spells]
         self._cache.clear()
+
+    def _measured_again(self, spell: list[float]) -> list[float]:
+        """A kept spell in the current waking hours; whether it counts for the whole day
+        was settled when it was learned."""
+        again = self._spell(spell[4], spell[5])
+        again[3] = spell[3]
+        return again
 
     def learned(self, at: datetime) -> tuple[timedelta, timedelta | None]:
         """The limit for a quiet spell that starts at `at`, and the longest ordinary spell

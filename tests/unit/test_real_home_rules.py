@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from detect.engine import Detector
+from telecare.reading import Reading
 from tests.builders import DEVICES, config_for, every, only, reading
 from tests.unit.test_routine_rules import START, at, day_of_life, run
 
@@ -670,3 +671,36 @@ def test_a_motion_sensor_stuck_on_is_told_to_the_technical_team_once_per_fault(
     assert stuck.severity == "low" and stuck.evidence["audience"] == "technical"
     assert at(day, "10:30") < stuck.raised_at <= at(day, "10:32")
     assert stuck.status == "resolved" and stuck.resolved_at == visits[1]
+
+
+def _lie_in(day: date) -> list[Reading]:
+    """A day out of bed at 08:00 and in the bedroom, unseen by the mat, until 11:40."""
+    out = [r for r in day_of_life(day, up="11:40")
+           if not (r.device == "bed-mat" and r.ts == at(day, "11:40"))]
+    return out + [reading("bed-mat", "bed", 0, at(day, "08:00")),
+                  reading("bedroom-pir", "motion", 1, at(day, "08:01"))]
+
+
+def test_a_morning_in_the_bedroom_does_not_lengthen_the_evening_limit(tmp_path: Path) -> None:
+    # Van Kasteren's house B: a lie-in from 10:16 to 13:39 with the mats silent was learned as
+    # his longest ordinary quiet spell by day, so a fall at 18:26 would be called after
+    # 3 h 53 min: past his bedtime, and not until the next morning.
+    config = config_for(tmp_path, rules=only("inactivity"))
+    learning: list[Reading] = []
+    for i in range(8):
+        day = START + timedelta(days=i)
+        learning += _lie_in(day) if i == 2 else day_of_life(day)
+    fall_day = START + timedelta(days=8)
+    fall = [r for r in day_of_life(fall_day) if r.ts < at(fall_day, "18:30")
+            or r.kind == "heartbeat"] + [reading("kitchen-pir", "motion", 1,
+                                                 at(fall_day, "18:30"))]
+    fall += [reading("hub", "heartbeat", 1, t) for t in every(
+        at(fall_day + timedelta(days=1), "00:00"), at(fall_day + timedelta(days=1), "10:00"),
+        30 * M)]
+    alerts = [a for a in run(Detector(config), learning + fall)
+              if a.raised_at >= at(fall_day, "00:00")]
+    assert [(a.rule, a.raised_at) for a in alerts] == [("inactivity", at(fall_day, "21:30"))]
+    # The mornings keep it: the same lie-in once learned is no alarm.
+    again = learning + day_of_life(fall_day) + _lie_in(fall_day + timedelta(days=1))
+    assert [a for a in run(Detector(config), again) if a.raised_at >= at(fall_day, "00:00")] \
+        == []
