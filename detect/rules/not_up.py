@@ -60,7 +60,7 @@ MAIN_REST = timedelta(hours=3).total_seconds()
 ROSE = timedelta(minutes=15).total_seconds()  # out of bed this long before the first doing
 NIGHT_FROM = time(18, 0)  # the night whose rest ends in a morning starts the evening before
 SAME_TYPE_DAYS = 3  # weekday and weekend mornings are told apart once 3 of a type are known
-GONE_AFTER = timedelta(hours=24)  # doors only: a door and then a day of nothing is away
+GONE_AFTER = timedelta(hours=24)  # a day of nothing more (after a door, or at all) is away
 # Doors only: a resident seen to spend NIGHTS_OUT nights out (the door in the evening, the
 # door again after the morning began, nothing in between) in the last KEEP_NIGHTS days goes
 # out at night as a habit, and a door followed by a quiet night means out for them.
@@ -333,20 +333,26 @@ class NotUp(Rule):
         mat, a night after the front door with nothing astir means out; with doors and
         plugs only it means nothing (the bins taken out at 20:47, then a quiet night), so
         such a morning is still judged, and the alert says what was seen last, unless they
-        go out at night as a habit (see `NIGHTS_OUT`)."""
+        go out at night as a habit (see `NIGHTS_OUT`). In every home, a morning that begins
+        more than GONE_AFTER after the last sign of the resident, door or none, is not
+        judged: a silence that long began before yesterday's deadline and was told then (by
+        this rule, and by inactivity while it lasts); without a front-door contact it is also
+        what a week away looks like (van Kasteren B's nine days away, in a view of motion
+        sensors only, raised not-up every morning)."""
+        if self.last_act is not None and self.day is not None and datetime.combine(
+                self.day, time(MORNING_START), self.tz) - self.last_act > GONE_AFTER:
+            return True
         if not self.out:
             return False
         if self.sees_night or self.last_act is None or self.day is None:
             return True
         # Someone who goes out at night as a habit (seen to, on NIGHTS_OUT nights lately):
         # the door and then a quiet night is another night out, not a morning in bed.
+        # Otherwise the first morning after the door and a quiet night is judged (after a
+        # day more of nothing they are away, above: a hospital stay is not a not-up alarm
+        # every morning).
         today = self.day.toordinal()
-        if sum(1 for d in self.nights_out if today - KEEP_NIGHTS < d < today) >= NIGHTS_OUT:
-            return True
-        # Judged the first morning only: after a day more of nothing, they are away (a
-        # hospital stay is not a not-up alarm every morning).
-        return datetime.combine(self.day, time(MORNING_START), self.tz) - self.last_act > \
-            GONE_AFTER
+        return sum(1 for d in self.nights_out if today - KEEP_NIGHTS < d < today) >= NIGHTS_OUT
 
     def _note_bout(self, activity: Activity) -> None:
         at = activity.ts.timestamp()

@@ -704,3 +704,22 @@ def test_a_morning_in_the_bedroom_does_not_lengthen_the_evening_limit(tmp_path: 
     again = learning + day_of_life(fall_day) + _lie_in(fall_day + timedelta(days=1))
     assert [a for a in run(Detector(config), again) if a.raised_at >= at(fall_day, "00:00")] \
         == []
+
+
+def test_a_silence_of_days_is_one_not_up_call_where_going_out_is_not_seen(
+        tmp_path: Path) -> None:
+    # Van Kasteren B's nine days away, in a view of his motion sensors only: with no door to
+    # say he had gone, "not up" was raised every morning. The first morning is judged; after
+    # a day more of nothing the silence has been told, and it is what a week away looks like.
+    no_door = [d for d in DEVICES if d.get("role") != "front_door"]
+    ids = {d["id"] for d in no_door}
+    config = config_for(tmp_path, rules=only("not_up"), devices=no_door)
+    days = [r for i in range(10) for r in day_of_life(START + timedelta(days=i))]
+    gone = START + timedelta(days=10)
+    last_evening = [r for r in day_of_life(gone) if r.ts <= at(gone, "20:00")]
+    away = [r for i in range(1, 4) for r in day_of_life(gone + timedelta(days=i))
+            if r.kind == "heartbeat"]
+    back = day_of_life(gone + timedelta(days=4))
+    alerts = run(Detector(config), [r for r in days + last_evening + away + back
+                                    if r.device in ids or r.kind == "heartbeat"])
+    assert [a.raised_at.date() for a in alerts] == [gone + timedelta(days=1)]
